@@ -1,0 +1,6 @@
+"""twinrun: prove that PyTorch training configured with Hydra reproduces bit for bit.
+
+Import-light on purpose: importing ``twinrun`` does not import torch.
+"""
+
+__version__ = "0.1.0"

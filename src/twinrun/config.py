@@ -1,0 +1,109 @@
+"""Where the configs live, and the canonical form of a resolved job config.
+
+Import-light on purpose (no torch): the CLI, the comparer and the pytest plugin use it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+# Keys whose values legitimately differ between two runs of the same experiment (paths, times) and
+# that therefore never take part in a comparison. Matched against the dotted key and its last part.
+VOLATILE_PATTERNS: tuple[str, ...] = (
+    "hydra",
+    "hydra.*",
+    "data.root",
+    "training.resume_from",
+    "*_dir",
+    "*_path",
+    "*timestamp*",
+    "*_time",
+)
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message says what to do instead."""
+
+
+def config_dir() -> Path:
+    """The directory holding ``vae_mnist.yaml`` and friends.
+
+    A built wheel ships the configs inside the package (``twinrun/conf``); a source checkout (editable
+    install) keeps them in the top-level ``conf/``.
+    """
+    packaged = Path(__file__).resolve().parent / "conf"
+    if packaged.is_dir():
+        return packaged
+    checkout = Path(__file__).resolve().parents[2] / "conf"
+    if checkout.is_dir():
+        return checkout
+    raise FileNotFoundError(f"twinrun's configs are missing: looked in {packaged} and {checkout}")
+
+
+def is_volatile(dotted_key: str, patterns: Iterable[str] = VOLATILE_PATTERNS) -> bool:
+    """True when ``dotted_key`` names a path/time-like value excluded from comparisons."""
+    last = dotted_key.rsplit(".", 1)[-1]
+    return any(fnmatch.fnmatchcase(dotted_key, p) or fnmatch.fnmatchcase(last, p) for p in patterns)
+
+
+def canonicalize(tree: Any, patterns: Iterable[str] = VOLATILE_PATTERNS, _prefix: str = "") -> Any:
+    """Drop volatile keys from a plain (already resolved) config tree; mappings come back key-sorted."""
+    patterns = tuple(patterns)
+    if isinstance(tree, Mapping):
+        out = {}
+        for key in sorted(tree, key=str):
+            dotted = f"{_prefix}{key}"
+            if is_volatile(dotted, patterns):
+                continue
+            out[str(key)] = canonicalize(tree[key], patterns, dotted + ".")
+        return out
+    if isinstance(tree, list | tuple):
+        return [canonicalize(item, patterns, _prefix) for item in tree]
+    return tree
+
+
+def resolved_container(cfg: Any) -> dict[str, Any]:
+    """``cfg`` with every interpolation resolved, as plain python containers (``hydra`` node dropped)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(cfg, DictConfig):
+        tree = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    else:
+        tree = dict(cfg)
+    assert isinstance(tree, dict)
+    tree.pop("hydra", None)
+    return tree
+
+
+def canonical_config(cfg: Any, patterns: Iterable[str] = VOLATILE_PATTERNS) -> dict[str, Any]:
+    """The comparable form of a job config: resolved, volatile keys excluded, keys sorted."""
+    return canonicalize(resolved_container(cfg), patterns)
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists are leaves."""
+    if isinstance(tree, Mapping) and tree:
+        flat: dict[str, Any] = {}
+        for key, value in tree.items():
+            flat.update(flatten(value, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: tree} if prefix else {}
+
+
+def check_seed(seed: Any) -> int | None:
+    """Validate ``cfg.seed``: an int in [0, 2**32 - 1] (0 included) or ``None`` (draw one)."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**32 - 1:
+        raise ConfigError(f"seed={seed!r} is not usable: give an integer in [0, 4294967295] or seed=null")
+    return seed
+
+
+def check_device(device: Any) -> str:
+    """Validate ``cfg.device``."""
+    if device not in ("cpu", "cuda", "auto") and not (isinstance(device, str) and device.startswith("cuda:")):
+        raise ConfigError(f"device={device!r} is not usable: choose device=cpu, device=cuda or device=auto")
+    return str(device)
