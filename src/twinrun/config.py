@@ -10,6 +10,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from twinrun.errors import TwinrunError
+
 # Keys whose values legitimately differ between two runs of the same experiment (paths, times) and
 # that therefore never take part in a comparison. Matched against the dotted key and its last part.
 VOLATILE_PATTERNS: tuple[str, ...] = (
@@ -24,7 +26,7 @@ VOLATILE_PATTERNS: tuple[str, ...] = (
 )
 
 
-class ConfigError(ValueError):
+class ConfigError(TwinrunError, ValueError):
     """A configuration value that cannot be used; the message says what to do instead."""
 
 

@@ -25,6 +25,8 @@ ENV = "env.json"
 CHECKPOINTS = "checkpoints"
 IMAGES = "images"
 MANIFEST_FORMAT = "twinrun-manifest/1"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # the same as Hydra's job log
 
 
@@ -35,6 +37,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; artifacts get the usual permissions
     try:
         yield Path(tmp)
         os.replace(tmp, path)

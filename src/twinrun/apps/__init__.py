@@ -1,0 +1,1 @@
+"""Thin ``@hydra.main`` shells over the pure ``train(cfg, run_dir)`` functions."""

@@ -1,0 +1,56 @@
+"""Compose a Hydra config outside ``@hydra.main`` without leaking Hydra's global state.
+
+``compose`` creates no output directory, configures no logging and leaves ``HydraConfig`` unset
+(``${hydra:runtime.output_dir}`` would resolve to nothing), so callers pass the run directory to
+``train(cfg, run_dir)`` explicitly. ``GlobalHydra`` is restored afterwards, so tests that compose
+one after another (or under xdist) never see each other's initialisation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from twinrun.config import config_dir as default_config_dir
+
+
+@contextlib.contextmanager
+def hydra_initialized(config_dir: str | Path | None = None) -> Iterator[None]:
+    """Initialise Hydra on ``config_dir`` for the block; restore whatever was initialised before."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    directory = Path(config_dir) if config_dir is not None else default_config_dir()
+    global_hydra = GlobalHydra.instance()
+    previous = global_hydra.hydra if global_hydra.is_initialized() else None
+    global_hydra.clear()
+    try:
+        with initialize_config_dir(config_dir=str(directory.resolve()), version_base="1.3"):
+            yield
+    finally:
+        global_hydra.clear()
+        if previous is not None:
+            global_hydra.initialize(previous)
+
+
+def compose_config(
+    config_name: str,
+    overrides: Sequence[str] = (),
+    config_dir: str | Path | None = None,
+) -> DictConfig:
+    """``config_name`` from ``config_dir`` (default: twinrun's ``conf/``) with ``overrides`` applied."""
+    from hydra import compose
+
+    with hydra_initialized(config_dir):
+        return compose(config_name=config_name, overrides=list(overrides))
+
+
+def group_options(group: str, config_dir: str | Path | None = None) -> list[str]:
+    """The options of config group ``group`` (e.g. ``experiment`` -> ``["exp1", "exp2"]``), sorted."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    with hydra_initialized(config_dir):
+        return sorted(GlobalHydra.instance().config_loader().get_group_options(group))

@@ -1,0 +1,298 @@
+"""The one training loop both trainers use: ``fit(cfg, run_dir, app_name=..., objective=...)``.
+
+config -> data + model -> this loop -> run directory. The loop owns the order of every random draw:
+global RNGs are seeded once before the model is built; batches come from generators derived from
+(seed, epoch); a checkpoint stores every RNG state and the data position, so a resumed run continues
+bit for bit.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hydra.utils
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from tqdm import tqdm
+
+from twinrun import runs
+from twinrun.checkpoint import load_checkpoint, save_checkpoint
+from twinrun.config import ConfigError, canonical_config, check_device, check_seed, flatten
+from twinrun.data import Datasets, load_datasets, make_loader
+from twinrun.determinism import (
+    capture_rng_state,
+    draw_seed,
+    enable_deterministic_mode,
+    restore_rng_state,
+    seed_everything,
+)
+from twinrun.fingerprint import environment_fingerprint
+from twinrun.objectives import Objective
+from twinrun.trace import TraceRecorder
+
+log = logging.getLogger(__name__)
+
+StepHook = Callable[["StepContext"], None]
+
+
+@dataclass
+class StepContext:
+    """What a hook sees: used by the sensitivity tests to break a trainer on purpose."""
+
+    step: int
+    epoch: int
+    model: nn.Module
+    indices: torch.Tensor
+
+
+@dataclass
+class Hooks:
+    """Injection points. ``before_step`` runs before the step's RNG digests are taken."""
+
+    before_step: list[StepHook] = field(default_factory=list)
+    after_step: list[StepHook] = field(default_factory=list)
+    make_loader: Callable[..., Any] = make_loader
+
+
+@dataclass
+class Position:
+    """Where training stands: the next batch to run is ``batch`` (0-based) of ``epoch`` (1-based)."""
+
+    epoch: int = 1
+    batch: int = 0
+    step: int = 0
+    epoch_loss_sum: float = 0.0
+    epoch_samples: int = 0
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    seed: int
+    metrics: list[dict[str, Any]]
+    steps: int
+    manifest: dict[str, Any]
+
+
+def resolve_device(requested: str) -> torch.device:
+    requested = check_device(requested)
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            "device=cuda was requested but no CUDA device is visible; use device=cpu or device=auto"
+        )
+    return torch.device(requested)
+
+
+def prepare_config(cfg: DictConfig) -> tuple[DictConfig, int]:
+    """Validate, draw a seed for ``seed: null`` and return a resolved copy that records it."""
+    try:
+        resolved = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True))
+    except Exception as exc:
+        raise ConfigError(f"the config does not resolve: {str(exc).splitlines()[0]}") from None
+    resolved.pop("hydra", None)
+    seed = check_seed(resolved.get("seed"))
+    if seed is None:
+        seed = draw_seed()
+        log.info("seed is null: drew seed=%d from OS entropy (recorded in resolved_config.yaml)", seed)
+    resolved.seed = seed
+    return resolved, seed
+
+
+def _exact_row(epoch: int, step: int, values: dict[str, float]) -> dict[str, Any]:
+    row: dict[str, Any] = {"epoch": epoch, "step": step}
+    row.update({key: runs.exact(value) for key, value in values.items()})
+    row["approx"] = {key: round(value, 6) for key, value in values.items()}
+    return row
+
+
+def fit(
+    cfg: DictConfig,
+    run_dir: str | Path,
+    *,
+    app_name: str,
+    objective: Objective,
+    hooks: Hooks | None = None,
+) -> TrainResult:
+    """Train as ``cfg`` says and write the complete run directory ``run_dir``."""
+    run_dir = Path(run_dir)
+    hooks = hooks or Hooks()
+    with runs.job_log(run_dir, app_name):
+        cfg, seed = prepare_config(cfg)
+        log.info("%s: seed=%d run_dir=%s", app_name, seed, run_dir)
+        runs.write_resolved_config(run_dir, canonical_config(cfg))
+        enable_deterministic_mode(bool(cfg.get("deterministic", True)))
+        device = resolve_device(cfg.device)
+        data = load_datasets(cfg.data)
+        log.info(
+            "data=%s train=%d test=%d device=%s", data.name, len(data.train), len(data.test), device.type
+        )
+        seed_everything(seed)
+        model = hydra.utils.instantiate(cfg.model).to(device)
+        if not isinstance(model, objective.model_type):
+            raise ConfigError(
+                f"model={type(model).__name__} cannot be trained by {app_name}: it needs a "
+                f"{objective.model_type.__name__} (pick another model= option)"
+            )
+        optimizer = hydra.utils.instantiate(cfg.optimizer, params=model.parameters())
+        scheduler = (
+            hydra.utils.instantiate(cfg.scheduler, optimizer=optimizer) if cfg.get("scheduler") else None
+        )
+        loop = _Loop(cfg, run_dir, seed, device, data, model, optimizer, scheduler, objective, hooks)
+        if cfg.training.get("resume_from"):
+            loop.resume(cfg.training.resume_from)
+        loop.run()
+        manifest = runs.write_weights(run_dir, model.state_dict())
+        loop.write_records()
+        runs.write_json(run_dir / runs.ENV, environment_fingerprint(device, data.fingerprint()))
+        objective.render_images(model.eval(), data, run_dir / runs.IMAGES, seed, device)
+        log.info("weights digest %s; run directory complete: %s", manifest["digest"][:16], run_dir)
+        return TrainResult(run_dir, seed, loop.metrics, loop.position.step, manifest)
+
+
+class _Loop:
+    """The epoch/step loop and its resumable state; one instance per ``fit`` call."""
+
+    def __init__(
+        self,
+        cfg: DictConfig,
+        run_dir: Path,
+        seed: int,
+        device: torch.device,
+        data: Datasets,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        objective: Objective,
+        hooks: Hooks,
+    ) -> None:
+        self.cfg, self.run_dir, self.seed, self.device = cfg, run_dir, seed, device
+        self.data, self.model, self.optimizer, self.scheduler = data, model, optimizer, scheduler
+        self.objective, self.hooks = objective, hooks
+        self.training = cfg.training
+        self.position = Position()
+        self.metrics: list[dict[str, Any]] = []
+        self.trace = TraceRecorder(int(cfg.get("trace", {}).get("params_every", 1)))
+        ckpt = cfg.get("checkpoint") or {}
+        self.ckpt_every_epoch = bool(ckpt.get("every_epoch", True))
+        self.ckpt_every_steps = ckpt.get("every_n_steps")
+        self.ckpt_keep_last = ckpt.get("keep_last")
+        self.max_steps = self.training.get("max_steps")
+
+    def resume(self, path: str) -> None:
+        state = load_checkpoint(path)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.position = Position(**state["position"])
+        self.metrics = list(state["metrics"])
+        self.trace.rows = list(state["trace"])
+        restore_rng_state(state["rng"])
+        changed = sorted(
+            key
+            for key, value in flatten(canonical_config(self.cfg)).items()
+            if flatten(state["config"]).get(key) != value
+            and not key.startswith(("training.epochs", "training.max_steps"))
+        )
+        if changed:
+            log.warning(
+                "resuming with a config that differs from the checkpoint's in: %s", ", ".join(changed)
+            )
+        log.info(
+            "resumed from %s at epoch %d, batch %d (step %d)",
+            path,
+            self.position.epoch,
+            self.position.batch,
+            self.position.step,
+        )
+
+    def checkpoint(self) -> None:
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "rng": capture_rng_state(),
+            "position": vars(self.position).copy(),
+            "metrics": self.metrics,
+            "trace": self.trace.rows,
+            "config": canonical_config(self.cfg),
+        }
+        save_checkpoint(self.run_dir, self.position.step, state, self.ckpt_keep_last)
+        self.write_records()
+
+    def write_records(self) -> None:
+        runs.write_jsonl(self.run_dir / runs.METRICS, self.metrics)
+        runs.write_jsonl(self.run_dir / runs.TRACE, self.trace.rows)
+
+    def _stop_requested(self) -> bool:
+        return self.max_steps is not None and self.position.step >= self.max_steps
+
+    def run(self) -> None:
+        epochs = int(self.training.epochs)
+        while self.position.epoch <= epochs and not self._stop_requested():
+            self._run_epoch(epochs)
+        self.trace.mark_final(self.model)
+        self.checkpoint()
+
+    def _run_epoch(self, epochs: int) -> None:
+        pos, started = self.position, time.perf_counter()
+        loader = self.hooks.make_loader(
+            self.data.train,
+            int(self.training.batch_size),
+            seed=self.seed,
+            epoch=pos.epoch,
+            num_workers=int(self.training.get("num_workers", 0)),
+            start_batch=pos.batch,
+        )
+        self.model.train()
+        bar = tqdm(loader, desc=f"epoch {pos.epoch}/{epochs}", leave=False, disable=not sys.stderr.isatty())
+        for images, labels, indices in bar:
+            self._step(images.to(self.device), labels.to(self.device), indices)
+            bar.set_postfix(loss=f"{pos.epoch_loss_sum / max(pos.epoch_samples, 1):.4f}", refresh=False)
+            if self.ckpt_every_steps and pos.step % int(self.ckpt_every_steps) == 0:
+                self.checkpoint()
+            if self._stop_requested():
+                log.info("stopping after training.max_steps=%d steps", self.max_steps)
+                return
+        self._end_epoch(epochs, time.perf_counter() - started)
+
+    def _step(self, images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor) -> None:
+        pos = self.position
+        context = StepContext(pos.step + 1, pos.epoch, self.model, indices)
+        for hook in self.hooks.before_step:
+            hook(context)
+        self.trace.before_step(pos.step + 1, pos.epoch, indices)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.objective.loss(self.model, images, labels)  # summed over the batch
+        (loss / len(labels)).backward()
+        self.optimizer.step()
+        pos.step, pos.batch = pos.step + 1, pos.batch + 1
+        for hook in self.hooks.after_step:
+            hook(context)
+        loss_value = loss.item()
+        pos.epoch_loss_sum += loss_value
+        pos.epoch_samples += len(labels)
+        self.trace.after_step(loss_value, self.model)
+
+    def _end_epoch(self, epochs: int, seconds: float) -> None:
+        pos = self.position
+        values = {"train_loss": pos.epoch_loss_sum / max(pos.epoch_samples, 1)}
+        values.update(self.objective.evaluate(self.model, self.data.test, 512, self.device))
+        self.model.train()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.metrics.append(_exact_row(pos.epoch, pos.step, values))
+        shown = " ".join(f"{key}={value:.6g}" for key, value in values.items())
+        log.info("epoch %d/%d step %d %s (%.2fs)", pos.epoch, epochs, pos.step, shown, seconds)
+        self.position = Position(epoch=pos.epoch + 1, batch=0, step=pos.step)
+        if self.ckpt_every_epoch and pos.epoch < epochs:
+            self.checkpoint()
