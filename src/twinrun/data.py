@@ -20,6 +20,7 @@ import torch
 from filelock import FileLock
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, Sampler
 
+from twinrun.config import ConfigError
 from twinrun.determinism import make_generator, seed_worker
 from twinrun.errors import TwinrunError
 
@@ -72,7 +73,7 @@ def load_datasets(data_cfg: Mapping[str, Any]) -> Datasets:
     if name not in SOURCES:
         raise DataUnavailableError(f"data={name} is unknown; choose one of {', '.join(SOURCES)}")
     root = Path(str(data_cfg["root"])).expanduser()
-    train_n, test_n = data_cfg.get("train_samples"), data_cfg.get("test_samples")
+    train_n, test_n = _sample_count(data_cfg, "train"), _sample_count(data_cfg, "test")
     root.mkdir(parents=True, exist_ok=True)
     if name == "synthetic":
         dataset_root = _prepare_synthetic(root, data_cfg, train_n, test_n)
@@ -86,6 +87,15 @@ def load_datasets(data_cfg: Mapping[str, Any]) -> Datasets:
         train=_load_split(dataset_cls, dataset_root, train=True, limit=train_n),
         test=_load_split(dataset_cls, dataset_root, train=False, limit=test_n),
     )
+
+
+def _sample_count(data_cfg: Mapping[str, Any], split: str) -> int | None:
+    count = data_cfg.get(f"{split}_samples")
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+        raise ConfigError(
+            f"data.{split}_samples={count!r} is not usable: give a positive integer or null (all)"
+        )
+    return count
 
 
 def _torchvision_class(name: str) -> Any:
@@ -142,7 +152,7 @@ def _load_split(dataset_cls: Any, root: Path, *, train: bool, limit: int | None)
         raise DataUnavailableError(f"cannot read the dataset under {root}: {exc}") from None
     images, labels = ds.data, ds.targets  # uint8 [N, 28, 28], int64 [N]
     if limit is not None:
-        if not 0 < limit <= len(labels):
+        if limit > len(labels):
             split = "train" if train else "test"
             raise DataUnavailableError(
                 f"data.{split}_samples={limit} is out of range: the {split} split has {len(labels)} samples"

@@ -93,7 +93,8 @@ def write_weights(run_dir: Path, state_dict: Mapping[str, Any]) -> dict[str, Any
     # safetensors refuses tensors that share storage; a contiguous CPU clone of each is always safe.
     tensors = {name: t.detach().to("cpu").contiguous().clone() for name, t in state_dict.items()}
     with atomic_path(Path(run_dir) / WEIGHTS) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": "pt", "producer": "twinrun"})
+        # No metadata: safetensors serialises it in hash-map order, which would make twin files differ.
+        save_file(tensors, str(tmp))
     manifest = manifest_for(tensors)
     write_json(Path(run_dir) / MANIFEST, manifest)
     return manifest

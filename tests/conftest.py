@@ -1,0 +1,32 @@
+"""Suite-wide settings: hypothesis profiles, and isolation from the working directory.
+
+Profiles: ``dev`` (default; fast enough for ``pytest -n auto``), ``deep`` (nightly: many examples),
+and the built-in ``ci`` profile (loaded automatically when ``CI`` is set) extended, not replaced.
+Pick one with ``HYPOTHESIS_PROFILE=deep`` or ``--hypothesis-profile=deep``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+# Training examples take a second or so and reuse shared fixtures (data root, tmp factories).
+_TRAINING = {"deadline": None, "suppress_health_check": [HealthCheck.function_scoped_fixture]}
+settings.register_profile("dev", max_examples=4, **_TRAINING)
+settings.register_profile("deep", max_examples=60, **_TRAINING)
+settings.register_profile("ci", parent=settings.get_profile("ci"), max_examples=4, **_TRAINING)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cwd(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test writes into the working directory: each starts in a fresh empty directory."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
+@pytest.fixture(autouse=True)
+def _shared_data_root(twinrun_data_root, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every config's ``data.root`` defaults to the one root shared by all xdist workers."""
+    monkeypatch.setenv("TWINRUN_DATA_ROOT", str(twinrun_data_root))
