@@ -286,6 +286,7 @@ class _Loop:
     def _end_epoch(self, epochs: int, seconds: float) -> None:
         pos = self.position
         values = {"train_loss": pos.epoch_loss_sum / max(pos.epoch_samples, 1)}
+        self.model.eval()  # no dropout, frozen batch-norm statistics, no VAE noise: evaluation draws no RNG
         values.update(self.objective.evaluate(self.model, self.data.test, 512, self.device))
         self.model.train()
         if self.scheduler is not None:
