@@ -28,7 +28,7 @@ def small(tmp_path_factory) -> data.Datasets:
 def test_synthetic_subsets_are_in_memory_tensors(small: data.Datasets) -> None:
     assert small.train.images.shape == (96, 1, 28, 28) and small.train.images.dtype == torch.float32
     assert small.train.labels.shape == (96,) and small.train.labels.dtype == torch.int64
-    assert 0.0 <= small.train.images.min() and small.train.images.max() <= 1.0
+    assert small.train.images.min() >= 0.0 and small.train.images.max() <= 1.0
     assert len(small.test) == 32
 
 

@@ -1,0 +1,57 @@
+"""The config variants the twin-run suite covers, derived from ``conf/`` (sorted, so every xdist
+worker collects the same tests in the same order)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import hydra.utils
+
+from twinrun.apps import mnist_classifier, vae_mnist
+from twinrun.compose import compose_config, group_options
+from twinrun.objectives import ClassifierObjective, VAEObjective
+
+# Small enough for a twin check in about a second; batch sizes of the options still apply.
+TEST_SIZE = (
+    "data=synthetic",
+    "data.train_samples=192",
+    "data.test_samples=64",
+    "training.epochs=2",
+    "device=cpu",
+)
+VARIED_GROUPS = ("model", "training", "experiment")
+
+
+@dataclass(frozen=True)
+class App:
+    name: str
+    train: object
+    model_type: type
+
+    def compose(self, *overrides: str):
+        return compose_config(self.name, [*TEST_SIZE, *overrides])
+
+
+APPS = (
+    App("mnist_classifier", mnist_classifier.train, ClassifierObjective.model_type),
+    App("vae_mnist", vae_mnist.train, VAEObjective.model_type),
+)
+APPS_BY_NAME = {app.name: app for app in APPS}
+
+
+def _fits(app: App, group: str, option: str) -> bool:
+    if group != "model":
+        return True
+    target = compose_config(app.name, [f"model={option}"]).model._target_
+    return issubclass(hydra.utils.get_class(target), app.model_type)
+
+
+def config_variants() -> list[tuple[str, str]]:
+    """``(app name, "group=option")`` for every option of every varied group that fits the app."""
+    return sorted(
+        (app.name, f"{group}={option}")
+        for app in APPS
+        for group in VARIED_GROUPS
+        for option in group_options(group)
+        if _fits(app, group, option)
+    )
