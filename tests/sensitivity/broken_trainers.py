@@ -115,9 +115,9 @@ def hyperparameter_from_environment(train: Train) -> Train:
 
     def broken(cfg, run_dir: Path, hooks: Hooks | None = None):
         scale = "1.0" if next(calls) % 2 == 0 else "1.5"
-        with mock.patch.dict(os.environ, {"TWINRUN_BROKEN_LR_SCALE": scale}):
-            with _patched("hydra.utils.instantiate", instantiate):
-                return train(cfg, run_dir, hooks=hooks)
+        environment = mock.patch.dict(os.environ, {"TWINRUN_BROKEN_LR_SCALE": scale})
+        with environment, _patched("hydra.utils.instantiate", instantiate):
+            return train(cfg, run_dir, hooks=hooks)
 
     return broken
 
