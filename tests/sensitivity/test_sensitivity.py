@@ -36,3 +36,21 @@ def test_another_seed_gives_other_weights(app_name: str, tmp_path) -> None:
     assert weights.differing and all(diff.differing > 0 for diff in weights.differing)
     assert [m.name for m in report.sections["config"].changed] == ["seed"]
     assert report.divergence is not None and report.divergence.cause == "configuration"
+
+
+@pytest.mark.parametrize("app_name", sorted(APPS_BY_NAME))
+def test_resume_that_forgets_the_rng_state_is_caught(app_name: str, tmp_path) -> None:
+    """Negative control for tests/repro/test_resume.py: the checkpoint's RNG state matters."""
+    from unittest import mock
+
+    from twinrun.compare import compare_runs
+
+    app = APPS_BY_NAME[app_name]
+    overrides = ("seed=21", "training.epochs=2", "training.batch_size=48")
+    app.train(app.compose(*overrides), tmp_path / "full")
+    app.train(app.compose(*overrides, "training.max_steps=3"), tmp_path / "part")
+    with mock.patch("twinrun.training.restore_rng_state", lambda state: None):
+        app.train(app.compose(*overrides, f"training.resume_from={tmp_path / 'part'}"), tmp_path / "resumed")
+    report = compare_runs(tmp_path / "full", tmp_path / "resumed")
+    assert report.sections["weights"].status == "different"
+    assert (report.divergence.step, report.divergence.cause) == (4, "rng stream")
