@@ -24,16 +24,16 @@ def hydra_initialized(config_dir: str | Path | None = None) -> Iterator[None]:
     from hydra.core.global_hydra import GlobalHydra
 
     directory = Path(config_dir) if config_dir is not None else default_config_dir()
-    global_hydra = GlobalHydra.instance()
-    previous = global_hydra.hydra if global_hydra.is_initialized() else None
-    global_hydra.clear()
+    previous = GlobalHydra.instance().hydra if GlobalHydra.instance().is_initialized() else None
+    GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(directory.resolve()), version_base="1.3"):
             yield
     finally:
-        global_hydra.clear()
+        # initialize_config_dir swaps the GlobalHydra object on exit: ask for the current one again.
+        GlobalHydra.instance().clear()
         if previous is not None:
-            global_hydra.initialize(previous)
+            GlobalHydra.instance().initialize(previous)
 
 
 def compose_config(

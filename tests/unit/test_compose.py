@@ -25,3 +25,15 @@ def test_group_options_come_from_conf() -> None:
     assert group_options("experiment") == ["exp1", "exp2"]
     assert group_options("data") == ["fashion_mnist", "mnist", "synthetic"]
     assert {"vae", "model_conf"} <= set(group_options("model"))
+
+
+def test_compose_restores_an_outer_initialisation() -> None:
+    from hydra import initialize_config_dir
+
+    from twinrun.config import config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        outer = GlobalHydra.instance().hydra
+        compose_config("vae_mnist")
+        assert GlobalHydra.instance().is_initialized()
+        assert GlobalHydra.instance().hydra is outer

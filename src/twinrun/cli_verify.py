@@ -1,0 +1,128 @@
+"""``twinrun verify`` on the command line: argument parsing and rendering over :func:`verify_app`.
+
+Registered by :func:`twinrun.cli.add_verify_parser` through :func:`add_parser`. With more than two runs
+the report is a pairwise summary table followed by the full report of the first pair that differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, NoReturn
+
+from twinrun.report_model import DIFFERENT, IDENTICAL, Report
+from twinrun.verify import VerifyError, VerifyResult, verify_app
+
+
+class _TrailingOptions(argparse.ArgumentParser):
+    """Reads verify's options given after APP; only those given are set; errors are one line."""
+
+    def __init__(self) -> None:
+        super().__init__(prog="twinrun verify", add_help=False, argument_default=argparse.SUPPRESS)
+        _add_options(self, trailing=True)
+
+    def error(self, message: str) -> NoReturn:
+        raise VerifyError(message)
+
+
+def _add_options(parser: argparse.ArgumentParser, trailing: bool = False) -> None:
+    default = argparse.SUPPRESS if trailing else 2
+    parser.add_argument("--runs", type=int, default=default, metavar="N", help="how many runs (default 2)")
+    parser.add_argument("--workdir", metavar="DIR", help="where the runs go (default: a new temp directory)")
+    fmt = parser if trailing else parser.add_mutually_exclusive_group()  # checked again in run_verify
+    fmt.add_argument("--json", action="store_true", help="print a machine-readable JSON report")
+    fmt.add_argument("--markdown", action="store_true", help="print a markdown report (CI job summaries)")
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``twinrun verify`` (handler: :func:`run_verify`)."""
+    p = subparsers.add_parser(
+        "verify",
+        help="run a Hydra app N times in fresh processes and compare the runs",
+        description="Run APP (a console script, module:function or script.py) N times, each in a fresh "
+        "interpreter with its own PYTHONHASHSEED and run directory, and compare every pair. "
+        "Exit 0 identical, 1 different, 2 unusable (unknown app, a run failed).",
+    )
+    p.add_argument(
+        "app",
+        metavar="APP",
+        help="vae-mnist, mnist-classifier, a console script, module:function or a script.py",
+    )
+    # REMAINDER: Hydra overrides may be followed by verify's own options; run_verify sorts them out.
+    p.add_argument(
+        "overrides", nargs=argparse.REMAINDER, metavar="OVERRIDE", help="Hydra overrides, key=value"
+    )
+    _add_options(p)
+    p.set_defaults(handler=run_verify)
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    """Handler of ``twinrun verify``: run, print the report, return 0/1 (errors raise VerifyError)."""
+    from twinrun.run_reader import UnusableRunError
+
+    trailing, overrides = _TrailingOptions().parse_known_args(args.overrides)
+    for name, value in vars(trailing).items():
+        setattr(args, name, value)
+    if args.json and args.markdown:
+        raise VerifyError("--json and --markdown exclude each other; pick one")
+    try:
+        result = verify_app(args.app, overrides, runs=args.runs, workdir=args.workdir, progress=sys.stderr)
+    except UnusableRunError as error:  # a run exited 0 but left no comparable run directory
+        raise VerifyError(f"{error} (did {args.app} write into hydra.run.dir?)") from None
+    sys.stdout.write(render(result, "json" if args.json else "markdown" if args.markdown else "text"))
+    sys.stdout.flush()
+    sys.stderr.write(f"run directories kept in {result.workdir}\n")
+    return result.exit_code
+
+
+def _pair_rows(result: VerifyResult) -> list[tuple[str, str, str]]:
+    return [(f"run-{i} / run-{j}", r.verdict, _differing_sections(r)) for (i, j), r in result.pairs.items()]
+
+
+def _differing_sections(report: Report) -> str:
+    names = [n for n, s in report.sections.items() if s.affects_verdict and s.status == DIFFERENT]
+    return ", ".join(names) or "-"
+
+
+def render(result: VerifyResult, fmt: str = "text") -> str:
+    """The report: one pair in compare's format; more pairs as a summary table plus the first that differs.
+
+    JSON is always compare's report of that pair with a ``verify`` section (runs, commands, every pair).
+    """
+    from twinrun.report import render_markdown, render_table, render_text
+
+    report = result.report
+    if fmt == "json":
+        tree = report.to_dict()  # compare's keys at the top: the first differing pair decides them
+        tree["verify"] = {
+            "app": result.app.app,
+            "workdir": str(result.workdir),
+            "runs": [
+                {
+                    "run_dir": str(r.run_dir),
+                    "output": str(r.output),
+                    "command": r.command,
+                    "pythonhashseed": r.hash_seed,
+                    "seconds": round(r.seconds, 3),
+                }
+                for r in result.runs
+            ],
+            "pairs": [
+                {"a": i, "b": j, "verdict": r.verdict, "exit_code": r.exit_code}
+                for (i, j), r in result.pairs.items()
+            ],
+        }
+        return json.dumps(tree, indent=2) + "\n"
+    verdict = IDENTICAL if result.identical else DIFFERENT
+    runs = f"{len(result.runs)} runs of {result.app.app}"
+    headers, rows = ["pair", "verdict", "differs in"], _pair_rows(result)
+    if fmt == "markdown":
+        out = [f"## twinrun verify: {verdict} ({runs})", ""]
+        if len(rows) > 1:
+            out += [render_table(headers, rows, markdown=True), ""]
+        return "\n".join([*out, render_markdown(report)])
+    out = [f"twinrun verify: {verdict} ({runs})", ""]
+    if len(rows) > 1:
+        out += [render_table(headers, rows), ""]
+    return "\n".join([*out, render_text(report)])

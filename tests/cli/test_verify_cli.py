@@ -1,0 +1,135 @@
+"""``python -m twinrun verify``: real processes, real runs (tiny configs, CPU)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TINY_VAE = [
+    "data=synthetic",
+    "data.train_samples=256",
+    "data.test_samples=64",
+    "training.epochs=1",
+    "device=cpu",
+]
+
+# A Hydra app of a user's own; with seeded=false it draws its tensor from python's `random`, which a
+# fresh interpreter seeds from OS entropy: the negative control for "identical".
+THROWAWAY_APP = """\
+import random
+from pathlib import Path
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+
+from twinrun import runs
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg):
+    torch.manual_seed(cfg.seed if cfg.seeded else random.getrandbits(63))
+    weights = {"layer.weight": torch.randn(cfg.size, cfg.size), "layer.bias": torch.zeros(cfg.size)}
+    runs.write_weights(Path(HydraConfig.get().runtime.output_dir), weights)
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def verify(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    # TMPDIR: the default work directory goes under the system temp dir, here the test's own.
+    return subprocess.run(
+        [sys.executable, "-m", "twinrun", "verify", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TMPDIR": str(cwd)},
+    )
+
+
+@pytest.fixture
+def throwaway_app(tmp_path: Path) -> Path:
+    app_dir = tmp_path / "app"
+    (app_dir / "conf").mkdir(parents=True)
+    (app_dir / "conf" / "config.yaml").write_text("seed: 3\nseeded: false\nsize: 4\n")
+    (app_dir / "train.py").write_text(THROWAWAY_APP)
+    return app_dir / "train.py"
+
+
+@pytest.mark.slow  # two or more fresh interpreters importing torch
+def test_vae_mnist_twins_are_identical(tmp_path: Path, twinrun_data_root: Path) -> None:
+    workdir = tmp_path / "work"
+    done = verify(
+        "vae-mnist", *TINY_VAE, f"data.root={twinrun_data_root}", "--workdir", str(workdir), cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "twinrun verify: identical (2 runs of vae-mnist)" in done.stdout
+    assert "weights      identical" in done.stdout
+    assert "run 1/2 ..." in done.stderr and "run 2/2 ... done in" in done.stderr
+    assert "\r" not in done.stderr  # no spinner when stderr is not a terminal
+    for i in (1, 2):
+        assert (workdir / f"run-{i}" / "weights.safetensors").is_file()
+        assert "weights digest" in (workdir / f"run-{i}.out").read_text()
+    assert f"run directories kept in {workdir}" in done.stderr
+
+
+@pytest.mark.slow  # two or more fresh interpreters importing torch
+def test_unseeded_app_differs_and_names_the_weights(throwaway_app: Path, tmp_path: Path) -> None:
+    done = verify(str(throwaway_app), "size=3", "--runs", "3", cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    out = done.stdout
+    assert out.startswith("twinrun verify: different (3 runs of")
+    for pair in ("run-1 / run-2", "run-1 / run-3", "run-2 / run-3"):
+        assert f"{pair}  different  weights" in out
+    assert "2 of 2 tensors differ" in out or "layer.weight" in out
+    workdir = Path(done.stderr.split("run directories kept in ")[1].strip())
+    assert workdir.name.startswith("twinrun-verify-") and workdir.parent == tmp_path
+    assert (workdir / "run-3" / "weights.safetensors").is_file() and (workdir / "run-3.out").is_file()
+
+
+@pytest.mark.slow  # two or more fresh interpreters importing torch
+def test_json_report_parses_and_matches_exit_code(throwaway_app: Path, tmp_path: Path) -> None:
+    # The same app seeded is the positive control for the unseeded run above.
+    seeded = verify(
+        str(throwaway_app), "seeded=true", "--json", "--workdir", str(tmp_path / "a"), cwd=tmp_path
+    )
+    unseeded = verify(str(throwaway_app), "--workdir", str(tmp_path / "b"), "--json", cwd=tmp_path)
+    good, bad = json.loads(seeded.stdout), json.loads(unseeded.stdout)
+    assert (seeded.returncode, good["verdict"], good["exit_code"]) == (0, "identical", 0)
+    assert (unseeded.returncode, bad["verdict"], bad["exit_code"]) == (1, "different", 1)
+    assert bad["sections"]["weights"]["status"] == "different"
+    assert good["sections"]["weights"]["status"] == "identical"
+    runs = good["verify"]["runs"]
+    assert [r["pythonhashseed"] for r in runs] == [1, 2]
+    assert runs[0]["run_dir"] == str((tmp_path / "a" / "run-1").resolve())
+    assert good["verify"]["pairs"] == [{"a": 1, "b": 2, "verdict": "identical", "exit_code": 0}]
+
+
+def test_missing_app_exits_2_with_one_line(tmp_path: Path) -> None:
+    done = verify("no-such-app-xyz", "a=1", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no-such-app-xyz: no such app" in lines[0]
+    assert "Traceback" not in done.stderr
+
+
+def test_failed_run_exits_2_with_command_and_last_lines(tmp_path: Path) -> None:
+    script = tmp_path / "broken.py"
+    script.write_text(
+        "import sys\nprint('loading...')\nprint('boom: bad config', file=sys.stderr)\nsys.exit(3)\n"
+    )
+    done = verify(str(script), "x=1", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "run 1 failed with exit code 3" in done.stderr
+    assert "boom: bad config" in done.stderr and f"command: {sys.executable}" in done.stderr
+    assert "x=1 hydra.run.dir=" in done.stderr
+    assert "Traceback" not in done.stderr
