@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from twinrun.runs import write_bytes
 
 __all__ = ["generate_digits", "write_idx_images", "write_idx_labels", "write_mnist_raw"]
 
@@ -232,33 +232,18 @@ def generate_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def _atomic_write(path: Path, payload: bytes) -> None:
-    """Write to a temp file in the same directory, then rename: readers never see a partial file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_idx_images(path: Path, images: np.ndarray) -> None:
     """Write uint8 ``[n, rows, cols]`` images as an IDX3 ubyte file (magic 2051, big-endian dims)."""
     if images.dtype != np.uint8 or images.ndim != 3:
         raise ValueError(f"images must be uint8 [n, rows, cols], got {images.dtype} {images.shape}")
-    _atomic_write(path, struct.pack(">IIII", 2051, *images.shape) + np.ascontiguousarray(images).tobytes())
+    write_bytes(path, struct.pack(">IIII", 2051, *images.shape) + np.ascontiguousarray(images).tobytes())
 
 
 def write_idx_labels(path: Path, labels: np.ndarray) -> None:
     """Write uint8 ``[n]`` labels as an IDX1 ubyte file (magic 2049)."""
     if labels.dtype != np.uint8 or labels.ndim != 1:
         raise ValueError(f"labels must be uint8 [n], got {labels.dtype} {labels.shape}")
-    _atomic_write(path, struct.pack(">II", 2049, len(labels)) + labels.tobytes())
+    write_bytes(path, struct.pack(">II", 2049, len(labels)) + labels.tobytes())
 
 
 def _split_seed(seed: int, split: str) -> int:
