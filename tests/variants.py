@@ -3,6 +3,7 @@ worker collects the same tests in the same order)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import hydra.utils
