@@ -33,7 +33,7 @@ def _shared_data_root(twinrun_data_root, monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``cuda`` tests skip with a reason where no CUDA device is visible (``nox -s repro-cuda`` fails instead)."""
+    """``cuda`` tests skip with a reason where no CUDA device is visible (``repro-cuda`` fails instead)."""
     if not any(item.get_closest_marker("cuda") for item in items):
         return
     import torch
