@@ -12,9 +12,9 @@ from twinrun.apps import mnist_classifier, vae_mnist
 from twinrun.compose import compose_config, group_options
 from twinrun.objectives import ClassifierObjective, VAEObjective
 
-# Small enough for a twin check in about a second; batch sizes of the options still apply.
 # The device the suite trains on: cpu, or cuda under `nox -s repro-cuda` (which sets TWINRUN_DEVICE).
 DEVICE = os.environ.get("TWINRUN_DEVICE", "cpu")
+# Small enough for a twin check in about a second; batch sizes of the options still apply.
 TEST_SIZE = (
     "data=synthetic",
     "data.train_samples=192",

@@ -15,13 +15,14 @@ from typing import Any
 
 from twinrun import runs
 from twinrun.config import canonicalize, is_volatile
+from twinrun.errors import TwinrunError
 
 HYDRA_DIR = ".hydra"
 HYDRA_CONFIG = f"{HYDRA_DIR}/config.yaml"
 HYDRA_OVERRIDES = f"{HYDRA_DIR}/overrides.yaml"
 
 
-class UnusableRunError(Exception):
+class UnusableRunError(TwinrunError):
     """A run directory (or one of its files) that cannot be compared; the message is one line."""
 
     def __init__(self, msg: str) -> None:
@@ -64,7 +65,9 @@ def _read_text(run: RunDir, name: str) -> str:
             f"{run.show(name)} is not UTF-8 text (byte {exc.start}); regenerate the file"
         ) from None
     except OSError as exc:
-        raise UnusableRunError(f"cannot read {run.show(name)} ({exc.strerror}); check its permissions") from None
+        raise UnusableRunError(
+            f"cannot read {run.show(name)} ({exc.strerror}); check its permissions"
+        ) from None
 
 
 def read_yaml(run: RunDir, name: str) -> Any:
@@ -165,9 +168,10 @@ def resolve_foreign(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     def walk(node: DictConfig | ListConfig, prefix: str) -> Any:
         keys = list(node.keys()) if isinstance(node, DictConfig) else range(len(node))
         out: dict[str, Any] | list[Any] = {} if isinstance(node, DictConfig) else []
+        raw_node: Any = OmegaConf.to_container(node, resolve=False)
         for key in keys:
             dotted = f"{prefix}{key}"
-            raw_value = OmegaConf.to_container(node, resolve=False)[key]  # type: ignore[index]
+            raw_value = raw_node[key]
             if isinstance(raw_value, str) and "${hydra:" in raw_value.replace(" ", ""):
                 dropped.append(dotted)
                 continue
@@ -197,7 +201,9 @@ def read_overrides(run: RunDir) -> list[str] | None:
         return None
     items = read_yaml(run, HYDRA_OVERRIDES) or []
     if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-        raise UnusableRunError(f"{run.show(HYDRA_OVERRIDES)}: expected a list of strings; regenerate the file")
+        raise UnusableRunError(
+            f"{run.show(HYDRA_OVERRIDES)}: expected a list of strings; regenerate the file"
+        )
     return items
 
 
