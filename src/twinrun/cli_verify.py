@@ -2,6 +2,8 @@
 
 Registered by :func:`twinrun.cli.add_verify_parser` through :func:`add_parser`. With more than two runs
 the report is a pairwise summary table followed by the full report of the first pair that differs.
+``-m`` verifies every point of a Hydra sweep (:mod:`twinrun.sweep`); ``--nproc-per-node N`` runs each
+twin under torchrun and compares the ranks too (:mod:`twinrun.verify_ddp`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,22 @@ class _TrailingOptions(argparse.ArgumentParser):
 def _add_options(parser: argparse.ArgumentParser, trailing: bool = False) -> None:
     default = argparse.SUPPRESS if trailing else 2
     parser.add_argument("--runs", type=int, default=default, metavar="N", help="how many runs (default 2)")
+    parser.add_argument(
+        "-m",
+        "--multirun",
+        action="store_true",
+        default=argparse.SUPPRESS if trailing else False,
+        help="verify every point of a Hydra sweep (comma lists, glob(), range()) run by the app's "
+        "configured Hydra launcher (hydra/launcher=joblib, submitit_local, submitit_slurm, ...)",
+    )
+    parser.add_argument(
+        "--nproc-per-node",
+        type=int,
+        metavar="N",
+        default=argparse.SUPPRESS if trailing else 1,
+        help="run each twin under torchrun with N processes (DistributedDataParallel) and compare every "
+        "rank's weights too",
+    )
     parser.add_argument("--workdir", metavar="DIR", help="where the runs go (default: a new temp directory)")
     fmt = parser if trailing else parser.add_mutually_exclusive_group()  # checked again in run_verify
     fmt.add_argument("--json", action="store_true", help="print a machine-readable JSON report")
@@ -66,11 +84,31 @@ def run_verify(args: argparse.Namespace) -> int:
         setattr(args, name, value)
     if args.json and args.markdown:
         raise VerifyError("--json and --markdown exclude each other; pick one")
+    if args.nproc_per_node < 1:
+        raise VerifyError(f"--nproc-per-node {args.nproc_per_node}: give a number of processes >= 1")
+    if args.multirun and args.nproc_per_node > 1:
+        raise VerifyError(
+            "-m and --nproc-per-node exclude each other; verify a DDP config one point at a time"
+        )
+    fmt = "json" if args.json else "markdown" if args.markdown else "text"
+    common = {"runs": args.runs, "workdir": args.workdir, "progress": sys.stderr}
     try:
-        result = verify_app(args.app, overrides, runs=args.runs, workdir=args.workdir, progress=sys.stderr)
+        if args.multirun:
+            from twinrun import sweep
+
+            result: Any = sweep.verify_sweep(args.app, overrides, **common)
+            text = sweep.render(result, fmt)
+        elif args.nproc_per_node > 1:
+            from twinrun import verify_ddp
+
+            result = verify_ddp.verify_ddp(args.app, overrides, args.nproc_per_node, **common)
+            text = verify_ddp.render(result, fmt)
+        else:
+            result = verify_app(args.app, overrides, **common)
+            text = render(result, fmt)
     except UnusableRunError as error:  # a run exited 0 but left no comparable run directory
         raise VerifyError(f"{error} (did {args.app} write into hydra.run.dir?)") from None
-    sys.stdout.write(render(result, "json" if args.json else "markdown" if args.markdown else "text"))
+    sys.stdout.write(text)
     sys.stdout.flush()
     sys.stderr.write(f"run directories kept in {result.workdir}\n")
     return result.exit_code

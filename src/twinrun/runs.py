@@ -60,7 +60,9 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
-    write_text(path, "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
+    # Insertion order is kept (deterministic): trace parameters stay in model order, so "the first
+    # differing parameter" is the first in the network, not the first alphabetically.
+    write_text(path, "".join(json.dumps(row) + "\n" for row in rows))
 
 
 def exact(value: float) -> str:

@@ -8,6 +8,7 @@ bit for bit.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -22,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from tqdm import tqdm
 
-from twinrun import runs
+from twinrun import distributed, runs
 from twinrun.checkpoint import load_checkpoint, save_checkpoint
 from twinrun.config import ConfigError, canonical_config, check_device, check_seed, flatten
 from twinrun.data import Datasets, load_datasets, make_loader
@@ -122,20 +123,32 @@ def fit(
     objective: Objective,
     hooks: Hooks | None = None,
 ) -> TrainResult:
-    """Train as ``cfg`` says and write the complete run directory ``run_dir``."""
+    """Train as ``cfg`` says and write the complete run directory ``run_dir``.
+
+    Under ``torchrun`` every rank calls this with the same ``cfg`` and ``run_dir`` (see
+    :mod:`twinrun.distributed`): rank 0 writes the run directory, every rank its own final weights.
+    """
     run_dir = Path(run_dir)
     hooks = hooks or Hooks()
-    with runs.job_log(run_dir, app_name):
+    world = distributed.world_from_env()
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(distributed.rank_log(run_dir, app_name, world))
         cfg, seed = prepare_config(cfg)
+        device = distributed.rank_device(world, resolve_device(cfg.device))
+        stack.enter_context(distributed.process_group(world, device))
+        # seed: null draws from OS entropy in each process; every rank must train with rank 0's.
+        cfg.seed = seed = distributed.from_rank0(world, seed, device)
         log.info("%s: seed=%d run_dir=%s", app_name, seed, run_dir)
-        runs.write_resolved_config(run_dir, canonical_config(cfg))
+        if world.distributed:
+            log.info("distributed: rank %d of %s", world.rank, distributed.describe(world, device))
+        if world.is_main:
+            runs.write_resolved_config(run_dir, canonical_config(cfg))
         enable_deterministic_mode(bool(cfg.get("deterministic", True)))
-        device = resolve_device(cfg.device)
         data = load_datasets(cfg.data)
         log.info(
             "data=%s train=%d test=%d device=%s", data.name, len(data.train), len(data.test), device.type
         )
-        seed_everything(seed)
+        seed_everything(seed)  # the same on every rank: identical init (DDP broadcasts rank 0's anyway)
         model = hydra.utils.instantiate(cfg.model).to(device)
         if not isinstance(model, objective.model_type):
             raise ConfigError(
@@ -146,15 +159,21 @@ def fit(
         scheduler = (
             hydra.utils.instantiate(cfg.scheduler, optimizer=optimizer) if cfg.get("scheduler") else None
         )
-        loop = _Loop(cfg, run_dir, seed, device, data, model, optimizer, scheduler, objective, hooks)
+        loop = _Loop(cfg, run_dir, seed, device, data, model, optimizer, scheduler, objective, hooks, world)
         if cfg.training.get("resume_from"):
             loop.resume(cfg.training.resume_from)
         loop.run()
-        manifest = runs.write_weights(run_dir, model.state_dict())
-        loop.write_records()
-        runs.write_json(run_dir / runs.ENV, environment_fingerprint(device, data.fingerprint()))
-        objective.render_images(model.eval(), data, run_dir / runs.IMAGES, seed, device)
-        log.info("weights digest %s; run directory complete: %s", manifest["digest"][:16], run_dir)
+        if world.distributed:  # every rank's own weights, so that ranks can be compared with each other
+            manifest = runs.write_weights(distributed.rank_dir(run_dir, world.rank), model.state_dict())
+            log.info("rank %d weights digest %s", world.rank, manifest["digest"][:16])
+        if world.is_main:
+            manifest = runs.write_weights(run_dir, model.state_dict())
+            loop.write_records()
+            env = environment_fingerprint(device, data.fingerprint())
+            env.update({"distributed": distributed.describe(world, device)} if world.distributed else {})
+            runs.write_json(run_dir / runs.ENV, env)
+            objective.render_images(model.eval(), data, run_dir / runs.IMAGES, seed, device)
+            log.info("weights digest %s; run directory complete: %s", manifest["digest"][:16], run_dir)
         return TrainResult(run_dir, seed, loop.metrics, loop.position.step, manifest)
 
 
@@ -173,10 +192,14 @@ class _Loop:
         scheduler: Any,
         objective: Objective,
         hooks: Hooks,
+        world: distributed.World,
     ) -> None:
         self.cfg, self.run_dir, self.seed, self.device = cfg, run_dir, seed, device
         self.data, self.model, self.optimizer, self.scheduler = data, model, optimizer, scheduler
-        self.objective, self.hooks = objective, hooks
+        self.objective, self.hooks, self.world = objective, hooks, world
+        # Training runs through ``net`` (the DDP wrapper when distributed); everything that names
+        # parameters (trace, checkpoints, weights) uses the plain ``model``: no "module." prefixes.
+        self.net = distributed.wrap(world, model, device)
         self.training = cfg.training
         self.position = Position()
         self.metrics: list[dict[str, Any]] = []
@@ -226,8 +249,9 @@ class _Loop:
             "trace": self.trace.rows,
             "config": canonical_config(self.cfg),
         }
-        save_checkpoint(self.run_dir, self.position.step, state, self.ckpt_keep_last)
-        self.write_records()
+        if self.world.is_main:  # ranks hold the same state; one copy resumes all of them
+            save_checkpoint(self.run_dir, self.position.step, state, self.ckpt_keep_last)
+            self.write_records()
 
     def write_records(self) -> None:
         runs.write_jsonl(self.run_dir / runs.METRICS, self.metrics)
@@ -240,6 +264,7 @@ class _Loop:
         epochs = int(self.training.epochs)
         while self.position.epoch <= epochs and not self._stop_requested():
             self._run_epoch(epochs)
+        distributed.sync_buffers(self.world, self.model)  # also when max_steps stopped mid-epoch
         self.trace.mark_final(self.model)
         self.checkpoint()
 
@@ -252,8 +277,10 @@ class _Loop:
             epoch=pos.epoch,
             num_workers=int(self.training.get("num_workers", 0)),
             start_batch=pos.batch,
+            rank=self.world.rank,
+            world_size=self.world.size,
         )
-        self.model.train()
+        self.net.train()
         bar = tqdm(loader, desc=f"epoch {pos.epoch}/{epochs}", leave=False, disable=not sys.stderr.isatty())
         for images, labels, indices in bar:
             self._step(images.to(self.device), labels.to(self.device), indices)
@@ -272,23 +299,25 @@ class _Loop:
             hook(context)
         self.trace.before_step(pos.step + 1, pos.epoch, indices)
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.objective.loss(self.model, images, labels)  # summed over the batch
+        loss = self.objective.loss(self.net, images, labels)  # summed over the batch
         (loss / len(labels)).backward()
         self.optimizer.step()
         pos.step, pos.batch = pos.step + 1, pos.batch + 1
         for hook in self.hooks.after_step:
             hook(context)
-        loss_value = loss.item()
+        # Summed over ranks, so the logged loss, metrics and trace do not depend on the rank.
+        loss_value, samples = distributed.rank_sums(self.world, [loss.item(), len(labels)], self.device)
         pos.epoch_loss_sum += loss_value
-        pos.epoch_samples += len(labels)
+        pos.epoch_samples += int(samples)
         self.trace.after_step(loss_value, self.model)
 
     def _end_epoch(self, epochs: int, seconds: float) -> None:
         pos = self.position
         values = {"train_loss": pos.epoch_loss_sum / max(pos.epoch_samples, 1)}
+        distributed.sync_buffers(self.world, self.model)  # every rank evaluates rank 0's statistics
         self.model.eval()  # no dropout, frozen batch-norm statistics, no VAE noise: evaluation draws no RNG
         values.update(self.objective.evaluate(self.model, self.data.test, 512, self.device))
-        self.model.train()
+        self.net.train()
         if self.scheduler is not None:
             self.scheduler.step()
         self.metrics.append(_exact_row(pos.epoch, pos.step, values))

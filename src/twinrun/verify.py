@@ -173,15 +173,18 @@ def new_workdir(parent: Path | None = None) -> Path:
     raise AssertionError("unreachable")
 
 
-def prepare_workdir(workdir: str | Path | None, runs: int) -> Path:
-    """The work directory: new, or the given one when it holds no run of an earlier verify."""
+def prepare_workdir(workdir: str | Path | None, runs: int, kind: str = "run") -> Path:
+    """The work directory: new, or the given one when it holds no ``<kind>-<i>`` of an earlier verify."""
     if workdir is None:
         return new_workdir()
     path = Path(workdir).expanduser().resolve()
     if path.exists() and not path.is_dir():
         raise VerifyError(f"--workdir {workdir} is a file; give a directory")
     stale = [
-        p.name for i in range(1, runs + 1) for p in (path / f"run-{i}", path / f"run-{i}.out") if p.exists()
+        p.name
+        for i in range(1, runs + 1)
+        for p in (path / f"{kind}-{i}", path / f"{kind}-{i}.out")
+        if p.exists()
     ]
     if stale:
         raise VerifyError(f"--workdir {workdir} already holds {stale[0]}; give an empty or new directory")
@@ -217,13 +220,19 @@ def run_once(
     workdir: Path,
     progress: TextIO | None = None,
     cwd: str | Path | None = None,
+    kind: str = "run",
 ) -> RunRecord:
-    """Run the app once into ``workdir/run-<run>`` in a fresh process; raise if it fails."""
-    run_dir, output = workdir / f"run-{run}", workdir / f"run-{run}.out"
-    argv = [*command.argv, *overrides, f"hydra.run.dir={hydra_quote(str(run_dir))}"]
+    """Run the app once into ``workdir/<kind>-<run>`` in a fresh process; raise if it fails.
+
+    ``kind="sweep"``: a Hydra multirun (``--multirun``) whose sweep directory is ``workdir/sweep-<run>``.
+    """
+    run_dir, output = workdir / f"{kind}-{run}", workdir / f"{kind}-{run}.out"
+    multirun = ["--multirun"] if kind == "sweep" else []
+    where = f"hydra.{'sweep' if kind == 'sweep' else 'run'}.dir={hydra_quote(str(run_dir))}"
+    argv = [*command.argv, *multirun, *overrides, where]
     # A different hash seed per run: set/dict-order bugs surface as differences.
     env = {**os.environ, "PYTHONHASHSEED": str(run), "PYTHONUNBUFFERED": "1"}
-    label = f"run {run}/{runs}"
+    label = f"{kind} {run}/{runs}"
     if progress is not None and not progress.isatty():
         progress.write(f"{label} ...")
         progress.flush()
@@ -255,8 +264,9 @@ def run_once(
 
 def run_failure_message(record: RunRecord) -> str:
     """One line saying which run failed, then the command and the last lines of its output."""
+    name = record.run_dir.name.replace("-", " ", 1)  # "run 1", "sweep 2"
     lines = [
-        f"run {record.index} failed with exit code {record.returncode}; its output is in {record.output}",
+        f"{name} failed with exit code {record.returncode}; its output is in {record.output}",
         f"  command: {subprocess.list2cmdline(record.command)}",
         f"  last lines of {record.output.name}:",
         *(f"    {line}" for line in _tail(record.output)),

@@ -68,4 +68,5 @@ def test_job_log_attaches_a_file_handler_only_once(tmp_path) -> None:
 def test_write_jsonl_one_object_per_line(tmp_path) -> None:
     runs.write_jsonl(tmp_path / "m.jsonl", [{"b": 1, "a": 2}, {"c": 3}])
     lines = (tmp_path / "m.jsonl").read_text().splitlines()
-    assert [json.loads(line) for line in lines] == [{"a": 2, "b": 1}, {"c": 3}]
+    assert [json.loads(line) for line in lines] == [{"b": 1, "a": 2}, {"c": 3}]
+    assert lines[0] == json.dumps({"b": 1, "a": 2})  # insertion order kept

@@ -1,0 +1,146 @@
+"""twinrun's command line: ``twinrun compare RUN_A RUN_B`` and, once its module exists, ``verify``.
+
+Each subcommand is a function ``add_parser(subparsers)`` that registers its parser and sets
+``handler=<fn(args) -> int>``; :data:`SUBCOMMANDS` lists them. Errors of the ``TwinrunError`` family
+become one line ``twinrun <command>: error: <what is wrong>; <what to do>`` and exit code 2; so does any
+unexpected exception (the traceback only with ``TWINRUN_DEBUG=1``). Import-light: the comparer (and
+torch) load only when a subcommand runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from twinrun import __version__
+from twinrun.errors import TwinrunError
+
+PROG = "twinrun"
+EXIT_UNUSABLE = 2
+
+Subparsers = Any  # argparse's _SubParsersAction is private; typing it adds nothing
+
+
+def _color_wanted(mode: str) -> bool:
+    if mode != "auto":
+        return mode == "always"
+    # Colors only on a terminal; https://no-color.org and dumb terminals opt out.
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def add_compare_parser(subparsers: Subparsers) -> None:
+    """Register ``twinrun compare``."""
+    p = subparsers.add_parser(
+        "compare",
+        help="compare two run directories bit for bit",
+        description="Compare two run directories: weights bit for bit, resolved config, logs, metrics, "
+        "environment, and where traced runs diverge. Exit 0 identical, 1 different, 2 unusable input "
+        "(then one line on stderr and nothing on stdout, also with --json).",
+    )
+    p.add_argument("run_a", metavar="RUN_A", help="first run directory")
+    p.add_argument("run_b", metavar="RUN_B", help="second run directory")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print a machine-readable JSON report")
+    fmt.add_argument("--markdown", action="store_true", help="print a markdown report (CI job summaries)")
+    p.add_argument(
+        "--atol",
+        type=float,
+        help="also report closeness (torch.isclose, NaN == NaN) with this absolute "
+        "tolerance; the other tolerance defaults to 0. 'identical' still means bit for bit",
+    )
+    p.add_argument("--rtol", type=float, help="relative tolerance for the closeness report (see --atol)")
+    p.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="load a legacy trained_model.pt that pickles a whole module with full pickle "
+        "(arbitrary code execution: only for files you made yourself)",
+    )
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colored text report")
+    p.set_defaults(handler=run_compare)
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    """Handler of ``twinrun compare``: print the report, return its exit code."""
+    from twinrun.compare import compare_runs
+    from twinrun.report import render_json, render_markdown, render_text
+
+    report = compare_runs(
+        args.run_a, args.run_b, atol=args.atol, rtol=args.rtol, trust_pickle=args.trust_pickle
+    )
+    if args.json:
+        text = render_json(report)
+    elif args.markdown:
+        text = render_markdown(report)
+    else:
+        text = render_text(report, color=_color_wanted(args.color))
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    return report.exit_code
+
+
+def add_verify_parser(subparsers: Subparsers) -> None:
+    """Hook for ``twinrun verify``: ``twinrun.cli_verify.add_parser`` registers it once that module exists."""
+    try:
+        module = importlib.import_module("twinrun.cli_verify")
+    except ModuleNotFoundError as exc:
+        if exc.name != "twinrun.cli_verify":  # the module exists but one of its imports is missing
+            raise
+        return
+    module.add_parser(subparsers)
+
+
+SUBCOMMANDS: list[Callable[[Subparsers], None]] = [add_compare_parser, add_verify_parser]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``twinrun`` parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Prove that PyTorch training reproduces bit for bit."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for register in SUBCOMMANDS:
+        register(subparsers)
+    return parser
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``twinrun`` console script and ``python -m twinrun``; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors: argparse already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_UNUSABLE
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_UNUSABLE
+    where = f"{PROG} {args.command}"
+    try:
+        return int(args.handler(args))
+    except TwinrunError as exc:
+        print(f"{where}: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"{where}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) went away; silence the flush at exit as well.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as exc:
+        if os.environ.get("TWINRUN_DEBUG") == "1":
+            raise
+        print(
+            f"{where}: error: unexpected {_one_line(exc)}; rerun with TWINRUN_DEBUG=1 for the traceback "
+            "and report it",
+            file=sys.stderr,
+        )
+    return EXIT_UNUSABLE
