@@ -1,0 +1,123 @@
+"""``twinrun verify -m``: real Hydra sweeps of the real trainers through Hydra's launchers (tiny, CPU)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TINY = [
+    "data=synthetic",
+    "data.train_samples=128",
+    "data.test_samples=32",
+    "training.epochs=1",
+    "device=cpu",
+]
+JOBLIB = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+
+
+def verify(*args: str, cwd: Path, data_root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "twinrun", "verify", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TMPDIR": str(cwd), "TWINRUN_DATA_ROOT": str(data_root)},
+    )
+
+
+@pytest.mark.slow  # 2 sweeps x 6 points, each point a short training in a joblib (loky) worker
+def test_a_six_point_joblib_sweep_verifies_identical(tmp_path: Path, twinrun_data_root: Path) -> None:
+    workdir = tmp_path / "work"
+    sweep = ["optimizer.lr=0.001,0.002,0.003", "model=vae,vae_small", *TINY, *JOBLIB]
+    done = verify(
+        "vae-mnist",
+        "-m",
+        *sweep,
+        "--workdir",
+        str(workdir),
+        "--json",
+        cwd=tmp_path,
+        data_root=twinrun_data_root,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    tree = json.loads(done.stdout)
+    assert tree["format"] == "twinrun-sweep/1" and tree["verdict"] == "identical"
+    assert tree["launcher"] == "JoblibLauncher"
+    assert [p["point"] for p in tree["points"]] == [
+        f"optimizer.lr={lr} model={m}" for lr in ("0.001", "0.002", "0.003") for m in ("vae", "vae_small")
+    ]
+    assert all(p["verdict"] == "identical" and p["first_divergence"] is None for p in tree["points"])
+    # The points really differ from each other: the matrix is not six copies of one run.
+    digests = {
+        json.loads(Path(p["run_dirs"][0], "manifest.json").read_text())["digest"] for p in tree["points"]
+    }
+    assert len(digests) == 6
+    # loky workers get their own thread count; it is recorded, and the same in both sweeps.
+    threads = {
+        json.dumps(json.loads(Path(d, "env.json").read_text())["threads"])
+        for p in tree["points"]
+        for d in p["run_dirs"]
+    }
+    assert len(threads) == 1, threads
+
+
+@pytest.mark.slow  # 2 sweeps x 2 points through the joblib launcher
+def test_a_sweep_point_that_differs_is_caught(tmp_path: Path, twinrun_data_root: Path) -> None:
+    # Negative control: seed=null draws a fresh seed per run, seed=7 does not.
+    done = verify(
+        "vae-mnist",
+        "-m",
+        "seed=null,7",
+        *TINY,
+        *JOBLIB,
+        "--workdir",
+        str(tmp_path / "work"),
+        cwd=tmp_path,
+        data_root=twinrun_data_root,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "twinrun verify: different (2 points x 2 sweeps of vae-mnist; launcher JoblibLauncher)"
+    assert any(
+        line.split() == ["#0", "seed=null", "different", "step", "1", "(epoch", "1):", "configuration"]
+        for line in lines
+    )
+    assert any(line.split() == ["#1", "seed=7", "identical", "-"] for line in lines)
+    assert "first point that differs: #0 seed=null" in done.stdout
+    assert "seed: " in done.stdout  # the full report names the config key that differs
+
+
+@pytest.mark.slow  # submitit's local executor polls its jobs: about 25 s per sweep
+@pytest.mark.skipif(
+    importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None,
+    reason="hydra-submitit-launcher is not installed (pip install 'twinrun[launchers]')",
+)
+def test_a_submitit_local_sweep_verifies(tmp_path: Path, twinrun_data_root: Path) -> None:
+    # The same launcher code path as submitit_slurm, with a local executor instead of sbatch.
+    done = verify(
+        "vae-mnist",
+        "-m",
+        "optimizer.lr=0.001,0.002",
+        "model=vae_small",
+        *TINY,
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.timeout_min=10",
+        "--workdir",
+        str(tmp_path / "work"),
+        "--markdown",
+        cwd=tmp_path,
+        data_root=twinrun_data_root,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith(
+        "## ✅ twinrun verify: identical (2 points x 2 sweeps of vae-mnist; launcher LocalLauncher)"
+    )
+    assert "| #1 optimizer.lr=0.002 | identical | - |" in done.stdout
+    assert (tmp_path / "work" / "sweep-1" / ".submitit").is_dir()
