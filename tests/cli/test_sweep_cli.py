@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.cli.test_verify_cli import verify
 
 TINY = [
     "data=synthetic",
@@ -21,31 +21,15 @@ TINY = [
 JOBLIB = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
 
 
-def verify(*args: str, cwd: Path, data_root: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "twinrun", "verify", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "TMPDIR": str(cwd), "TWINRUN_DATA_ROOT": str(data_root)},
-    )
+def verify_sweep(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``twinrun verify vae-mnist -m ARGS`` with the sweeps' runs under tmp_path/work."""
+    return verify("vae-mnist", "-m", *args, "--workdir", str(tmp_path / "work"), cwd=tmp_path, timeout=600)
 
 
 @pytest.mark.slow  # 2 sweeps x 6 points, each point a short training in a joblib (loky) worker
-def test_a_six_point_joblib_sweep_verifies_identical(tmp_path: Path, twinrun_data_root: Path) -> None:
-    workdir = tmp_path / "work"
+def test_a_six_point_joblib_sweep_verifies_identical(tmp_path: Path) -> None:
     sweep = ["optimizer.lr=0.001,0.002,0.003", "model=vae,vae_small", *TINY, *JOBLIB]
-    done = verify(
-        "vae-mnist",
-        "-m",
-        *sweep,
-        "--workdir",
-        str(workdir),
-        "--json",
-        cwd=tmp_path,
-        data_root=twinrun_data_root,
-    )
+    done = verify_sweep(tmp_path, *sweep, "--json")
     assert done.returncode == 0, done.stdout + done.stderr
     tree = json.loads(done.stdout)
     assert tree["format"] == "twinrun-sweep/1" and tree["verdict"] == "identical"
@@ -69,19 +53,9 @@ def test_a_six_point_joblib_sweep_verifies_identical(tmp_path: Path, twinrun_dat
 
 
 @pytest.mark.slow  # 2 sweeps x 2 points through the joblib launcher
-def test_a_sweep_point_that_differs_is_caught(tmp_path: Path, twinrun_data_root: Path) -> None:
+def test_a_sweep_point_that_differs_is_caught(tmp_path: Path) -> None:
     # Negative control: seed=null draws a fresh seed per run, seed=7 does not.
-    done = verify(
-        "vae-mnist",
-        "-m",
-        "seed=null,7",
-        *TINY,
-        *JOBLIB,
-        "--workdir",
-        str(tmp_path / "work"),
-        cwd=tmp_path,
-        data_root=twinrun_data_root,
-    )
+    done = verify_sweep(tmp_path, "seed=null,7", *TINY, *JOBLIB)
     assert done.returncode == 1, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "twinrun verify: different (2 points x 2 sweeps of vae-mnist; launcher JoblibLauncher)"
@@ -99,21 +73,11 @@ def test_a_sweep_point_that_differs_is_caught(tmp_path: Path, twinrun_data_root:
     importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None,
     reason="hydra-submitit-launcher is not installed (pip install 'twinrun[launchers]')",
 )
-def test_a_submitit_local_sweep_verifies(tmp_path: Path, twinrun_data_root: Path) -> None:
+def test_a_submitit_local_sweep_verifies(tmp_path: Path) -> None:
     # The same launcher code path as submitit_slurm, with a local executor instead of sbatch.
-    done = verify(
-        "vae-mnist",
-        "-m",
-        "optimizer.lr=0.001,0.002",
-        "model=vae_small",
-        *TINY,
-        "hydra/launcher=submitit_local",
-        "hydra.launcher.timeout_min=10",
-        "--workdir",
-        str(tmp_path / "work"),
-        "--markdown",
-        cwd=tmp_path,
-        data_root=twinrun_data_root,
+    submitit = ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10"]
+    done = verify_sweep(
+        tmp_path, "optimizer.lr=0.001,0.002", "model=vae_small", *TINY, *submitit, "--markdown"
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith(

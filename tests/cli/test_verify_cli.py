@@ -43,14 +43,18 @@ if __name__ == "__main__":
 """
 
 
-def verify(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    # TMPDIR: the default work directory goes under the system temp dir, here the test's own.
+def verify(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``python -m twinrun verify ARGS`` in ``cwd`` (also used by test_sweep_cli.py).
+
+    TMPDIR: the default work directory goes under the system temp dir, here the test's own. The runs
+    share the suite's data root through TWINRUN_DATA_ROOT, which tests/conftest.py puts in os.environ.
+    """
     return subprocess.run(
         [sys.executable, "-m", "twinrun", "verify", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         env={**os.environ, "TMPDIR": str(cwd)},
     )
 
