@@ -20,6 +20,22 @@ settings.register_profile("ci", parent=settings.get_profile("ci"), max_examples=
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under xdist, share the cores instead of oversubscribing them.
+
+    Each worker would otherwise run torch with one thread per core, so ``-n auto`` on 2 cores ran 4
+    compute threads and was slower than ``-n 0``. Twins are compared within one process (or between
+    subprocesses that inherit the same setting), so the thread count never differs inside a check.
+    """
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if os.environ.get("PYTEST_XDIST_WORKER") and workers > 1:
+        threads = str(max(1, (os.cpu_count() or 1) // workers))
+        os.environ.setdefault("OMP_NUM_THREADS", threads)  # inherited by the CLI tests' subprocesses
+        import torch
+
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cwd(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test writes into the working directory: each starts in a fresh empty directory."""

@@ -7,6 +7,7 @@ from generators derived from ``(seed, epoch)`` so that a resumed run sees exactl
 
 from __future__ import annotations
 
+import array
 import hashlib
 import logging
 import os
@@ -111,7 +112,7 @@ def rng_digests() -> dict[str, str]:
     """Short digests of every global RNG state, cheap enough to take before every step."""
     _, np_keys, np_pos, *_ = np.random.get_state()
     digests = {
-        "python": _digest(repr(random.getstate()[1]).encode()),
+        "python": _digest(array.array("Q", random.getstate()[1]).tobytes()),
         "numpy": _digest(np_keys.tobytes() + str(np_pos).encode()),
         "torch": _digest(torch.get_rng_state().numpy().tobytes()),
     }

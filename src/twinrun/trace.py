@@ -28,16 +28,20 @@ def batch_digest(indices: torch.Tensor) -> str:
 def param_fingerprints(model: nn.Module) -> dict[str, str]:
     """A fingerprint of each parameter's exact bits, cheap enough to take after every step.
 
-    Each tensor's bits are reinterpreted as integers and summed in int64: any change of a single bit
-    pattern (one ULP included) changes the sum. It is a fingerprint for locating a divergence, not a
-    cryptographic digest: the final weights are compared byte for byte from ``weights.safetensors``.
-    All sums are computed where the parameters live and copied to the host in one transfer.
+    Each tensor's bit patterns are reinterpreted as integers and summed with wraparound (modulo
+    2**32, or 2**64 for 8-byte dtypes): any change of a single element's bits (one ULP included)
+    changes the sum, and integer addition gives the same result whatever the reduction order or
+    thread count. Accumulating in the tensor's own integer width avoids a widening copy, which made
+    an int64 accumulation ten times slower. It locates a divergence; it is not a cryptographic
+    digest: the final weights are compared byte for byte from ``weights.safetensors``. All sums
+    are computed where the parameters live and copied to the host in one transfer.
     """
     names, sums = [], []
     for name, param in model.named_parameters():
-        bits = param.detach().reshape(-1).view(_INT_VIEW[param.element_size()])
+        width = param.element_size()
+        bits = param.detach().reshape(-1).view(_INT_VIEW[width])
         names.append(name)
-        sums.append(bits.sum(dtype=torch.int64))
+        sums.append(bits.sum(dtype=torch.int64 if width == 8 else torch.int32).to(torch.int64))
     values = torch.stack(sums).cpu().tolist() if sums else []
     return {name: f"{value & 0xFFFFFFFFFFFFFFFF:016x}" for name, value in zip(names, values, strict=True)}
 
