@@ -210,6 +210,23 @@ class EpochBatches(Sampler[list[int]]):
         return max(len(self.batches) - self.start_batch, 0)
 
 
+class InProcessBatches:
+    """What a ``DataLoader`` with ``num_workers=0`` yields here, without its per-batch machinery.
+
+    The data already sits in memory and each batch is one indexing operation, so the DataLoader's
+    fetcher and conversion cost more than the batch itself (about 0.2 ms a step, measured).
+    """
+
+    def __init__(self, dataset: BatchIndexedDataset, batches: EpochBatches) -> None:
+        self.dataset, self.batches = dataset, batches
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        return (self.dataset[indices] for indices in self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
 def make_loader(
     split: Split,
     batch_size: int,
@@ -221,8 +238,12 @@ def make_loader(
     start_batch: int = 0,
     rank: int = 0,
     world_size: int = 1,
-) -> DataLoader:
-    """A DataLoader yielding ``(images, labels, sample_indices)`` batches, seeded for (seed, epoch)."""
+) -> DataLoader | InProcessBatches:
+    """Batches of ``(images, labels, sample_indices)`` in the order seeded by (seed, epoch).
+
+    With ``num_workers=0`` the batches are indexed in-process (:class:`InProcessBatches`); otherwise a
+    ``DataLoader`` with seeded workers yields exactly the same batches.
+    """
     batches = EpochBatches(
         len(split),
         batch_size,
@@ -233,6 +254,8 @@ def make_loader(
         rank=rank,
         world_size=world_size,
     )
+    if num_workers == 0:
+        return InProcessBatches(BatchIndexedDataset(split), batches)
     return DataLoader(
         BatchIndexedDataset(split),
         sampler=batches,

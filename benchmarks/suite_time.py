@@ -1,0 +1,79 @@
+"""Figure 5: the test suite's wall time with pytest-xdist (``-n auto``) against one process (``-n 0``).
+
+Each run is a fresh ``python -m pytest`` subprocess in the repository root: ``-n 0`` first (so the
+xdist runs get warm file caches: any advantage goes to xdist), then ``-n auto``, then ``-n auto`` with
+``OMP_NUM_THREADS=1``. The last one asks whether xdist's workers, each running torch's default
+multi-threaded kernels on the same few cores, get in each other's way.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+from benchmarks.common import Context
+from benchmarks.table import Row
+
+TIMEOUT_SECONDS = 3600
+# (label, -n value, extra environment)
+RUNS: tuple[tuple[str, str, dict[str, str]], ...] = (
+    ("-n 0", "0", {}),
+    ("-n auto", "auto", {}),
+    ("-n auto, OMP_NUM_THREADS=1", "auto", {"OMP_NUM_THREADS": "1"}),
+)
+
+
+def _summary(output: str) -> str:
+    """pytest's last summary line (``12 passed in 3.4s``), else the last non-empty line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if any(word in line for word in ("passed", "failed", "error", "no tests ran")):
+            return line.strip("= ")
+    return lines[-1] if lines else "(no output)"
+
+
+def run_pytest(ctx: Context, workers: str, env: dict[str, str]) -> tuple[float, int, str]:
+    """(wall seconds, exit code, summary line) of ``pytest -n WORKERS <suite args>``."""
+    command = [sys.executable, "-m", "pytest", "-n", workers, *ctx.sizes.suite_args]
+    start = time.perf_counter()
+    proc = subprocess.run(
+        command,
+        cwd=ctx.repo_root,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_SECONDS,
+        env={**os.environ, **env},
+    )
+    return time.perf_counter() - start, proc.returncode, _summary(proc.stdout + proc.stderr)
+
+
+def run(ctx: Context) -> list[Row]:
+    args = " ".join(shlex.quote(a) for a in ctx.sizes.suite_args)
+    results: dict[str, tuple[float, int, str]] = {}
+    rows = []
+    for label, workers, env in RUNS:
+        print(f"  pytest {label} {args} ...", flush=True)
+        results[label] = secs, rc, summary = run_pytest(ctx, workers, env)
+        print(f"  -> {secs:.1f}s rc={rc}: {summary}", flush=True)
+        prefix = "".join(f"{key}={value} " for key, value in env.items())
+        rows.append(
+            Row(
+                f"pytest {label} wall",
+                f"{secs:.1f} s (rc {rc}: {summary})",
+                command=f"`{prefix}python -m pytest -n {workers} {args}`",
+            )
+        )
+    ctx.notes.append(
+        f"suite: `-n 0` ran first, then the `-n auto` runs ({os.cpu_count()} CPUs visible, so "
+        f"{os.cpu_count()} workers), each a fresh pytest process; times include collection and xdist "
+        "start-up. The suite's processes use torch's default thread count unless OMP_NUM_THREADS says."
+    )
+    cmd = ctx.command("suite", f" --suite-args '{args}'")
+    serial = results["-n 0"][0]
+    for label, _, _ in RUNS[1:]:
+        speedup = serial / results[label][0]
+        rows.append(Row(f"pytest {label} speed-up over -n 0", f"{speedup:.2f}x", "> 1x", speedup > 1.0, cmd))
+    return rows
