@@ -37,3 +37,26 @@ def test_compose_restores_an_outer_initialisation() -> None:
         compose_config("vae_mnist")
         assert GlobalHydra.instance().is_initialized()
         assert GlobalHydra.instance().hydra is outer
+
+
+def test_editing_model_conf_or_training_conf_changes_the_job_config(tmp_path) -> None:
+    import shutil
+
+    from twinrun.config import config_dir
+
+    conf = tmp_path / "conf"
+    shutil.copytree(config_dir(), conf)
+    before = compose_config("mnist_classifier", config_dir=conf)
+    for name, old, new in (
+        ("model/model_conf.yaml", "hidden: 64", "hidden: 96"),
+        ("training/training_conf.yaml", "batch_size: 64", "batch_size: 32"),
+    ):
+        path = conf / name
+        assert old in path.read_text()
+        path.write_text(path.read_text().replace(old, new))
+    after = compose_config("mnist_classifier", config_dir=conf)
+    assert (before.model.hidden, after.model.hidden) == (64, 96)
+    assert (before.training.batch_size, after.training.batch_size) == (64, 32)
+    assert (
+        compose_config("vae_mnist", config_dir=conf).training.batch_size == 128
+    )  # the VAE's file is untouched
