@@ -39,10 +39,14 @@ def param_fingerprints(model: nn.Module) -> dict[str, str]:
     names, sums = [], []
     for name, param in model.named_parameters():
         width = param.element_size()
-        bits = param.detach().reshape(-1).view(_INT_VIEW[width])
+        bits = param.detach().view(-1).view(_INT_VIEW[width])  # parameters are contiguous
         names.append(name)
-        sums.append(bits.sum(dtype=torch.int64 if width == 8 else torch.int32).to(torch.int64))
-    values = torch.stack(sums).cpu().tolist() if sums else []
+        sums.append(bits.sum(dtype=torch.int64 if width == 8 else torch.int32))
+    if not sums:
+        return {}
+    if len({s.dtype for s in sums}) > 1:  # mixed widths: stack needs one dtype
+        sums = [s.to(torch.int64) for s in sums]
+    values = torch.stack(sums).cpu().tolist()
     return {name: f"{value & 0xFFFFFFFFFFFFFFFF:016x}" for name, value in zip(names, values, strict=True)}
 
 
