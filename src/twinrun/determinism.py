@@ -91,7 +91,7 @@ def capture_rng_state() -> dict[str, Any]:
         },
         "torch": torch.get_rng_state(),
     }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
+    if torch.cuda.is_initialized():  # cheap, unlike is_available(); no CUDA RNG before init
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
@@ -116,7 +116,7 @@ def rng_digests() -> dict[str, str]:
         "numpy": _digest(np_keys.tobytes() + str(np_pos).encode()),
         "torch": _digest(torch.get_rng_state().numpy().tobytes()),
     }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
+    if torch.cuda.is_initialized():  # cheap, unlike is_available(); no CUDA RNG before init
         digests["cuda"] = _digest(b"".join(s.numpy().tobytes() for s in torch.cuda.get_rng_state_all()))
     return digests
 

@@ -39,3 +39,11 @@ def test_recorder_rows_and_params_every() -> None:
     assert "params" in recorder.rows[-1]
     assert recorder.rows[0]["loss"] == (0.5).hex()
     assert set(recorder.rows[0]["rng"]) >= {"python", "numpy", "torch"}
+
+
+def test_cpu_fingerprint_equals_the_wraparound_sum_of_the_bits() -> None:
+    seed_everything(1)
+    model = nn.Linear(300, 200)
+    bits = model.weight.detach().view(-1).view(torch.int32)
+    expected = int(bits.sum(dtype=torch.int32)) & 0xFFFFFFFFFFFFFFFF  # torch wraps the same way
+    assert param_fingerprints(model)["weight"] == f"{expected:016x}"
