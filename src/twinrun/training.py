@@ -24,7 +24,7 @@ from torch import nn
 from tqdm import tqdm
 
 from twinrun import distributed, runs
-from twinrun.checkpoint import load_checkpoint, save_checkpoint
+from twinrun.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from twinrun.config import ConfigError, canonical_config, check_device, check_seed, flatten
 from twinrun.data import Datasets, load_datasets, make_loader
 from twinrun.determinism import (
@@ -212,11 +212,18 @@ class _Loop:
 
     def resume(self, path: str) -> None:
         state = load_checkpoint(path)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None and state.get("scheduler") is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
-        self.position = Position(**state["position"])
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.scheduler is not None and state.get("scheduler") is not None:
+                self.scheduler.load_state_dict(state["scheduler"])
+            self.position = Position(**state["position"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(
+                f"training.resume_from={path} does not fit this model/optimizer ({first_line}); "
+                "resume with the config the checkpoint was written with"
+            ) from None
         self.metrics = list(state["metrics"])
         self.trace.rows = list(state["trace"])
         restore_rng_state(state["rng"])

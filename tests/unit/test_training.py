@@ -100,3 +100,13 @@ def test_hooks_run_around_every_step(tmp_path) -> None:
         ("before", 3, 1),
         ("after", 3, 1),
     ]
+
+
+def test_resuming_another_models_checkpoint_is_a_one_line_error(tmp_path) -> None:
+    from twinrun.checkpoint import CheckpointError
+
+    vae_mnist.train(compose_config("vae_mnist", [*TINY, "training.epochs=1"]), tmp_path / "small")
+    overrides = [*TINY, "model=vae_small", f"training.resume_from={tmp_path / 'small'}"]
+    with pytest.raises(CheckpointError, match="does not fit") as error:
+        vae_mnist.train(compose_config("vae_mnist", overrides), tmp_path / "other")
+    assert "\n" not in str(error.value)
