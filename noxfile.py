@@ -180,6 +180,9 @@ def _install_project(session: nox.Session, extras: str = "test", torch_version: 
         session.install(target, "-c", str(constraints))
     else:
         session.install(target)
+    # A reused venv (-r) already holds twinrun at the same version number, and pip would keep that
+    # stale build: reinstall the project itself (no dependencies) so the session tests this checkout.
+    session.install("--force-reinstall", "--no-deps", ".")
 
 
 def _pyproject_requirements(name: str) -> list[str]:
