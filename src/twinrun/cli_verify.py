@@ -119,8 +119,7 @@ def _pair_rows(result: VerifyResult) -> list[tuple[str, str, str]]:
 
 
 def _differing_sections(report: Report) -> str:
-    names = [n for n, s in report.sections.items() if s.affects_verdict and s.status == DIFFERENT]
-    return ", ".join(names) or "-"
+    return ", ".join(report.differing_sections) or "-"
 
 
 def render(result: VerifyResult, fmt: str = "text") -> str:

@@ -166,6 +166,11 @@ class Divergence:
     rng_streams: list[str] = field(default_factory=list)
     detail: str = ""
 
+    @property
+    def where(self) -> str:
+        """``step 12 (epoch 2): rng stream``: the one-line summary tables show."""
+        return f"step {self.step} (epoch {self.epoch}): {self.cause}"
+
 
 @dataclass
 class Report:
@@ -177,10 +182,14 @@ class Report:
     divergence: Divergence | None = None
 
     @property
+    def differing_sections(self) -> list[str]:
+        """Names of the sections that decide the verdict and differ (the environment never does)."""
+        return [n for n, s in self.sections.items() if s.affects_verdict and s.status == DIFFERENT]
+
+    @property
     def verdict(self) -> str:
         """ "identical" unless a section that counts differs; sections only one run has do not count."""
-        differs = any(s.affects_verdict and s.status == DIFFERENT for s in self.sections.values())
-        return DIFFERENT if differs else IDENTICAL
+        return DIFFERENT if self.differing_sections else IDENTICAL
 
     @property
     def exit_code(self) -> int:

@@ -77,7 +77,7 @@ class PointResult:
         report = self.report
         if report is None or not report.exit_code:
             return []
-        return [n for n, s in report.sections.items() if s.affects_verdict and s.status == DIFFERENT]
+        return report.differing_sections
 
     def first_divergence(self) -> str:
         """The summary column: where the point's runs part (step and cause) or what differs."""
@@ -87,8 +87,7 @@ class PointResult:
         if report is None or not report.exit_code:
             return "-"
         if report.divergence is not None:
-            d = report.divergence
-            return f"step {d.step} (epoch {d.epoch}): {d.cause}"
+            return report.divergence.where
         return "differs in " + ", ".join(self.differs_in())
 
 

@@ -120,10 +120,8 @@ def _pair_detail(report: Report) -> str:
     """Where two full runs part (step and cause), or which sections differ."""
     if not report.exit_code:
         return "every section identical"
-    differs = [n for n, s in report.sections.items() if s.affects_verdict and s.status == DIFFERENT]
-    d = report.divergence
-    where = f"step {d.step} (epoch {d.epoch}): {d.cause}; " if d is not None else ""
-    return f"{where}differs in {', '.join(differs)}"
+    where = f"{report.divergence.where}; " if report.divergence is not None else ""
+    return f"{where}differs in {', '.join(report.differing_sections)}"
 
 
 def _rows(result: DDPResult) -> list[tuple[str, str, str]]:
