@@ -21,15 +21,7 @@ from typing import Any, TextIO
 import yaml
 
 from twinrun.report_model import DIFFERENT, IDENTICAL, Report
-from twinrun.verify import (
-    AppCommand,
-    RunRecord,
-    VerifyError,
-    check_overrides,
-    prepare_workdir,
-    resolve_app,
-    run_once,
-)
+from twinrun.verify import AppCommand, RunRecord, VerifyError, launch_runs
 
 SWEEP_FORMAT = "twinrun-sweep/1"
 HYDRA_DIR = ".hydra"
@@ -185,17 +177,9 @@ def verify_sweep(
     """
     from twinrun.compare import compare_runs
 
-    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 2:
-        raise VerifyError(f"--runs {runs} is too few; verify needs at least 2 runs of the sweep")
-    command = app if isinstance(app, AppCommand) else resolve_app(app)
-    overrides = check_overrides(overrides)
-    directory = prepare_workdir(workdir, runs, kind="sweep")
-    if progress is not None:
-        progress.write(f"twinrun verify: {runs} sweeps of {command.app}; sweep directories in {directory}\n")
-    records = [
-        run_once(command, overrides, i, runs, directory, progress, cwd, kind="sweep")
-        for i in range(1, runs + 1)
-    ]
+    command, directory, records = launch_runs(
+        app, overrides, runs, workdir, progress=progress, cwd=cwd, kind="sweep"
+    )
     found = [find_points(record.run_dir) for record in records]
     for record, points in zip(records, found, strict=True):
         if not points:

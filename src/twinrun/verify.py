@@ -274,6 +274,32 @@ def run_failure_message(record: RunRecord) -> str:
     return "\n".join(lines)
 
 
+def launch_runs(
+    app: str | AppCommand,
+    overrides: Sequence[str],
+    runs: int,
+    workdir: str | Path | None,
+    *,
+    progress: TextIO | None = None,
+    cwd: str | Path | None = None,
+    kind: str = "run",
+) -> tuple[AppCommand, Path, list[RunRecord]]:
+    """Validate, then start ``app`` ``runs`` times in fresh processes (``kind``: "run" or "sweep")."""
+    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 2:
+        raise VerifyError(f"--runs {runs} is too few; verify needs at least 2 {kind}s")
+    command = app if isinstance(app, AppCommand) else resolve_app(app)
+    overrides = check_overrides(overrides)
+    directory = prepare_workdir(workdir, runs, kind=kind)
+    if progress is not None:
+        progress.write(
+            f"twinrun verify: {runs} {kind}s of {command.app}; {kind} directories in {directory}\n"
+        )
+    records = [
+        run_once(command, overrides, i, runs, directory, progress, cwd, kind=kind) for i in range(1, runs + 1)
+    ]
+    return command, directory, records
+
+
 def verify_app(
     app: str | AppCommand,
     overrides: Sequence[str] = (),
@@ -290,14 +316,7 @@ def verify_app(
     """
     from twinrun.compare import compare_runs
 
-    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 2:
-        raise VerifyError(f"--runs {runs} is too few; verify needs at least 2 runs")
-    command = app if isinstance(app, AppCommand) else resolve_app(app)
-    overrides = check_overrides(overrides)
-    directory = prepare_workdir(workdir, runs)
-    if progress is not None:
-        progress.write(f"twinrun verify: {runs} runs of {command.app}; run directories in {directory}\n")
-    records = [run_once(command, overrides, i, runs, directory, progress, cwd) for i in range(1, runs + 1)]
+    command, directory, records = launch_runs(app, overrides, runs, workdir, progress=progress, cwd=cwd)
     result = VerifyResult(command, directory, records)
     for a, b in itertools.combinations(records, 2):
         result.pairs[(a.index, b.index)] = compare_runs(a.run_dir, b.run_dir)
