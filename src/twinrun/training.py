@@ -167,8 +167,9 @@ def fit(
             manifest = runs.write_weights(distributed.rank_dir(run_dir, world.rank), model.state_dict())
             log.info("rank %d weights digest %s", world.rank, manifest["digest"][:16])
         if world.is_main:
-            manifest = runs.write_weights(run_dir, model.state_dict())
-            loop.write_records()
+            manifest = runs.write_weights(
+                run_dir, model.state_dict()
+            )  # metrics/trace: by the final checkpoint
             env = environment_fingerprint(device, data.fingerprint())
             env.update({"distributed": distributed.describe(world, device)} if world.distributed else {})
             runs.write_json(run_dir / runs.ENV, env)
@@ -273,7 +274,7 @@ class _Loop:
             self._run_epoch(epochs)
         distributed.sync_buffers(self.world, self.model)  # also when max_steps stopped mid-epoch
         self.trace.mark_final(self.model)
-        self.checkpoint()
+        self.checkpoint()  # the final checkpoint also writes metrics.jsonl and trace.jsonl
 
     def _run_epoch(self, epochs: int) -> None:
         pos, started = self.position, time.perf_counter()
