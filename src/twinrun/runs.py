@@ -24,6 +24,8 @@ RESOLVED_CONFIG = "resolved_config.yaml"
 ENV = "env.json"
 CHECKPOINTS = "checkpoints"
 IMAGES = "images"
+# What every run writes (besides its log and images/), whoever launched it.
+CONTRACT_FILES = (WEIGHTS, MANIFEST, METRICS, TRACE, RESOLVED_CONFIG, ENV)
 MANIFEST_FORMAT = "twinrun-manifest/1"
 _UMASK = os.umask(0)
 os.umask(_UMASK)

@@ -15,7 +15,6 @@ SMALL = [
     "training.epochs=2",
     "device=cpu",
 ]
-CONTRACT = [runs.WEIGHTS, runs.MANIFEST, runs.METRICS, runs.TRACE, runs.RESOLVED_CONFIG, runs.ENV]
 
 
 def digest(path) -> str:
@@ -30,7 +29,7 @@ def test_vae_twins_in_fresh_processes(run_script, tmp_path) -> None:
     assert run_script("vae-mnist", *SMALL, "seed=8", f"hydra.run.dir={c}", hash_seed=1).returncode == 0
     for run in (a, b):
         for name in [
-            *CONTRACT,
+            *runs.CONTRACT_FILES,
             "vae_mnist.log",
             ".hydra/config.yaml",
             ".hydra/hydra.yaml",

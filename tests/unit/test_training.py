@@ -19,13 +19,12 @@ TINY = [
     "training.batch_size=40",
     "device=cpu",
 ]
-CONTRACT = [runs.WEIGHTS, runs.MANIFEST, runs.METRICS, runs.TRACE, runs.RESOLVED_CONFIG, runs.ENV]
 
 
 def test_vae_run_writes_the_whole_contract(tmp_path) -> None:
     result = vae_mnist.train(compose_config("vae_mnist", [*TINY, "seed=0"]), tmp_path)
     for name in [
-        *CONTRACT,
+        *runs.CONTRACT_FILES,
         "vae_mnist.log",
         "images/originals.png",
         "images/reconstructions.png",
