@@ -105,6 +105,8 @@ def test_workers_give_the_same_batches(small: data.Datasets) -> None:
     images = [x for x, _, _ in with_workers]
     plain = [x for x, _, _ in data.make_loader(small.train, 32, seed=4, epoch=1)]
     assert all(torch.equal(a, b) for a, b in zip(images, plain, strict=True))
+    other_seed = [x for x, _, _ in data.make_loader(small.train, 32, seed=5, epoch=1, num_workers=2)]
+    assert not all(torch.equal(a, b) for a, b in zip(images, other_seed, strict=True))  # negative control
 
 
 def test_ranks_split_the_epoch(small: data.Datasets) -> None:
