@@ -1,4 +1,4 @@
-"""Seeding, deterministic mode, DataLoader worker seeding, RNG state capture and restore.
+"""Seeding, deterministic mode and DataLoader worker seeding (RNG state capture: ``rng_state``).
 
 Everything random in a run flows from one integer seed. Global RNGs (python, numpy, torch CPU/CUDA)
 drive model initialisation, dropout and the VAE's noise; the data order never touches them: it comes
@@ -7,7 +7,6 @@ from generators derived from ``(seed, epoch)`` so that a resumed run sees exactl
 
 from __future__ import annotations
 
-import array
 import hashlib
 import logging
 import os
@@ -74,55 +73,6 @@ def seed_worker(worker_id: int) -> None:
     worker_seed = torch.initial_seed() % 2**32
     random.seed(worker_seed)
     np.random.seed(worker_seed)
-
-
-def capture_rng_state() -> dict[str, Any]:
-    """Every global RNG state, in types that ``torch.load(weights_only=True)`` accepts."""
-    version, internal, gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state: dict[str, Any] = {
-        "python": {"version": version, "internal": list(internal), "gauss": gauss},
-        "numpy": {
-            "kind": kind,
-            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
-            "pos": int(pos),
-            "has_gauss": int(has_gauss),
-            "cached": float(cached),
-        },
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_initialized():  # cheap, unlike is_available(); no CUDA RNG before init
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_rng_state(state: dict[str, Any]) -> None:
-    """Inverse of :func:`capture_rng_state`."""
-    py = state["python"]
-    random.setstate((py["version"], tuple(py["internal"]), py["gauss"]))
-    npy = state["numpy"]
-    keys = npy["keys"].numpy().astype(np.uint32)
-    np.random.set_state((npy["kind"], keys, npy["pos"], npy["has_gauss"], npy["cached"]))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def rng_digests() -> dict[str, str]:
-    """Short digests of every global RNG state, cheap enough to take before every step."""
-    _, np_keys, np_pos, *_ = np.random.get_state()
-    digests = {
-        "python": _digest(array.array("Q", random.getstate()[1]).tobytes()),
-        "numpy": _digest(np_keys.tobytes() + str(np_pos).encode()),
-        "torch": _digest(torch.get_rng_state().numpy().tobytes()),
-    }
-    if torch.cuda.is_initialized():  # cheap, unlike is_available(); no CUDA RNG before init
-        digests["cuda"] = _digest(b"".join(s.numpy().tobytes() for s in torch.cuda.get_rng_state_all()))
-    return digests
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=8).hexdigest()
 
 
 def determinism_flags() -> dict[str, Any]:

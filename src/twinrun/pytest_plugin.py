@@ -118,7 +118,7 @@ def preserved_global_state() -> Iterator[None]:
     """Restore the global RNGs and torch's determinism switches that a training run changes."""
     import torch
 
-    from twinrun.determinism import capture_rng_state, restore_rng_state
+    from twinrun.rng_state import capture_rng_state, restore_rng_state
 
     rng = capture_rng_state()
     switches = (

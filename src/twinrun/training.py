@@ -27,15 +27,10 @@ from twinrun import distributed, runs
 from twinrun.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from twinrun.config import ConfigError, canonical_config, check_device, check_seed, flatten
 from twinrun.data import Datasets, load_datasets, make_loader
-from twinrun.determinism import (
-    capture_rng_state,
-    draw_seed,
-    enable_deterministic_mode,
-    restore_rng_state,
-    seed_everything,
-)
+from twinrun.determinism import draw_seed, enable_deterministic_mode, seed_everything
 from twinrun.fingerprint import environment_fingerprint
 from twinrun.objectives import Objective
+from twinrun.rng_state import capture_rng_state, restore_rng_state
 from twinrun.trace import TraceRecorder
 
 log = logging.getLogger(__name__)
@@ -226,7 +221,7 @@ class _Loop:
                 "resume with the config the checkpoint was written with"
             ) from None
         self.metrics = list(state["metrics"])
-        self.trace.rows = list(state["trace"])
+        self.trace.restore(state["trace"])
         restore_rng_state(state["rng"])
         changed = sorted(
             key
@@ -298,6 +293,7 @@ class _Loop:
             if self._stop_requested():
                 log.info("stopping after training.max_steps=%d steps", self.max_steps)
                 return
+        self.trace.flush()  # the trace's batched work counts in the epoch's time
         self._end_epoch(epochs, time.perf_counter() - started)
 
     def _step(self, images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor) -> None:

@@ -1,7 +1,9 @@
+import pytest
 import torch
 from torch import nn
 
 from twinrun.determinism import seed_everything
+from twinrun.rng_state import rng_digests
 from twinrun.trace import TraceRecorder, batch_digest, param_fingerprints
 
 
@@ -47,3 +49,52 @@ def test_cpu_fingerprint_equals_the_wraparound_sum_of_the_bits() -> None:
     bits = model.weight.detach().view(-1).view(torch.int32)
     expected = int(bits.sum(dtype=torch.int32)) & 0xFFFFFFFFFFFFFFFF  # torch wraps the same way
     assert param_fingerprints(model)["weight"] == f"{expected:016x}"
+
+
+def _record_steps(recorder: TraceRecorder, model: nn.Module, steps: int) -> list[dict]:
+    """Drive ``recorder`` like ``fit`` does; return the rows computed on the spot, for comparison."""
+    expected = []
+    buffer = torch.zeros(4, dtype=torch.int64)  # one index buffer reused for every batch
+    for step in range(1, steps + 1):
+        buffer.copy_(torch.randperm(10)[:4])
+        row = {"step": step, "epoch": 1, "batch": batch_digest(buffer), "rng": rng_digests()}
+        recorder.before_step(step, 1, buffer)
+        with torch.no_grad():
+            model.weight.add_(torch.randn_like(model.weight))  # the "optimizer step": draws and updates
+        recorder.after_step(0.25 * step, model)
+        row["loss"] = (0.25 * step).hex()
+        row["params"] = param_fingerprints(model)
+        expected.append(row)
+    return expected
+
+
+@pytest.mark.parametrize("flush_every", [1, 3, 256])
+def test_deferred_rows_equal_rows_computed_on_the_spot(monkeypatch, flush_every: int) -> None:
+    monkeypatch.setattr(TraceRecorder, "FLUSH_EVERY", flush_every)
+    seed_everything(3)
+    model = nn.Linear(3, 2)
+    recorder = TraceRecorder()
+    expected = _record_steps(recorder, model, 7)
+    assert recorder.rows == expected
+    assert len({row["rng"]["torch"] for row in expected}) == 7  # the check can fail: every step differs
+    assert len({row["params"]["weight"] for row in expected}) == 7
+
+
+def test_restore_drops_captured_steps_and_continues() -> None:
+    model = nn.Linear(2, 1)
+    recorder = TraceRecorder()
+    _record_steps(recorder, model, 2)
+    recorder.restore([{"step": 1, "kept": True}])
+    assert recorder.rows == [{"step": 1, "kept": True}]
+    _record_steps(recorder, model, 1)
+    assert [row["step"] for row in recorder.rows] == [1, 1]
+
+
+def test_mark_final_after_rows_were_read() -> None:
+    model = nn.Linear(2, 1)
+    recorder = TraceRecorder(params_every=5)
+    recorder.before_step(1, 1, torch.tensor([0]))
+    recorder.after_step(1.0, model)
+    assert "params" not in recorder.rows[-1]  # reading rows flushed the step
+    recorder.mark_final(model)
+    assert recorder.rows[-1]["params"] == param_fingerprints(model)
