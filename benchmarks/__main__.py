@@ -7,7 +7,7 @@
 Parts (``--only`` selects, comma-separated; default all):
 
   epoch    VAE epoch: twinrun ``fit`` vs the course DataLoader+ToTensor path vs a bare tensor loop
-  trace    per-step trace on vs off, both trainers
+  trace    per-step trace on vs off (alternating blocks of steps in one run), both trainers
   twins    one twin check per trainer at the suite's test size
   compare  ``twinrun compare`` throughput and peak RSS (via ``benchmarks/bench_compare.py``)
   suite    ``pytest -n auto`` vs ``pytest -n 0`` wall time
@@ -89,7 +89,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--repeat",
         type=int,
-        help="rounds per figure (default: epoch 5, trace 9, twins 5, compare 1; quick 1)",
+        help="rounds per figure (default: epoch 5, trace 120 block pairs, twins 5, compare 1; quick 1)",
     )
     parser.add_argument("--compare-mb", type=int, help="MiB of weights per run for compare (1024; quick 32)")
     parser.add_argument(

@@ -5,7 +5,7 @@ Three views, each at ``profile_samples`` (per-step costs do not depend on the ep
 
 1. an instrumented ``fit`` epoch: the loader's ``next()`` and the trace's ``before_step`` /
    ``after_step`` timed directly (two ``perf_counter`` calls each), next to a bare-loop epoch;
-2. each per-step piece timed in isolation (``rng_digests``, ``batch_digest``, ``param_fingerprints``,
+2. each per-step piece timed in isolation (RNG snapshot and digests, ``batch_digest``, parameter sums,
    the DataLoader per batch without compute, tqdm's ``set_postfix``);
 3. cProfile of one ``fit`` epoch (enabled when the epoch's loader is built, disabled when it is
    exhausted, so evaluation and writing are not in it). cProfile inflates Python-heavy code
@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from benchmarks.common import Context, compose, median, patched_trace_recorder, timed_train
+from benchmarks.common import Context, compose, median, patched_trace_recorder, timed_trace_class, timed_train
 from benchmarks.table import Row
 
 
@@ -56,28 +56,6 @@ class _TimedIterable:
             yield batch
 
 
-def _timed_trace_class() -> type:
-    from twinrun.trace import TraceRecorder
-
-    class TimedTrace(TraceRecorder):
-        """The real trace; the seconds of each per-step call are kept on the class (fit builds it)."""
-
-        befores: list[float] = []  # noqa: RUF012 - one fresh class per call of _timed_trace_class
-        afters: list[float] = []  # noqa: RUF012
-
-        def before_step(self, step: int, epoch: int, indices: Any) -> None:
-            start = time.perf_counter()
-            super().before_step(step, epoch, indices)
-            TimedTrace.befores.append(time.perf_counter() - start)
-
-        def after_step(self, loss: float, model: Any, *, final: bool = False) -> None:
-            start = time.perf_counter()
-            super().after_step(loss, model, final=final)
-            TimedTrace.afters.append(time.perf_counter() - start)
-
-    return TimedTrace
-
-
 def instrumented_epoch(cfg: Any, ctx: Context) -> dict[str, float]:
     """Median milliseconds per step of one real ``fit`` epoch: iteration, loader, trace before/after."""
     from twinrun.data import make_loader
@@ -90,7 +68,7 @@ def instrumented_epoch(cfg: Any, ctx: Context) -> dict[str, float]:
         loaders.append(_TimedIterable(make_loader(*args, **kwargs)))
         return loaders[-1]
 
-    trace_cls = _timed_trace_class()
+    trace_cls = timed_trace_class()
     hooks = Hooks(make_loader=timed_make_loader, before_step=[lambda _c: stamps.append(time.perf_counter())])
     with patched_trace_recorder(trace_cls):
         timed_train("vae_mnist", cfg, ctx.scratch, hooks=hooks)
@@ -101,6 +79,7 @@ def instrumented_epoch(cfg: Any, ctx: Context) -> dict[str, float]:
         "loader": 1000.0 * median(fetches),
         "trace_before": 1000.0 * median(trace_cls.befores),  # type: ignore[attr-defined]
         "trace_after": 1000.0 * median(trace_cls.afters),  # type: ignore[attr-defined]
+        "trace_flush": 1000.0 * sum(trace_cls.flushes) / max(len(fetches), 1),  # type: ignore[attr-defined]
     }
 
 
@@ -119,8 +98,8 @@ def isolated_costs(cfg: Any, batch_size: int) -> dict[str, float]:
     from tqdm import tqdm
 
     from twinrun.data import load_datasets, make_loader
-    from twinrun.determinism import rng_digests
-    from twinrun.trace import batch_digest, param_fingerprints
+    from twinrun.rng_state import rng_snapshot, snapshot_digests
+    from twinrun.trace import ParamFingerprints, batch_digest
 
     model = hydra.utils.instantiate(cfg.model)
     split = load_datasets(cfg.data).train
@@ -137,72 +116,20 @@ def isolated_costs(cfg: Any, batch_size: int) -> dict[str, float]:
             shuffled[lo : lo + batch_size]
 
     bar = tqdm(range(1), disable=True)
+    fingerprints = ParamFingerprints(model)
+    snapshot, sums = rng_snapshot(), fingerprints.capture()
     pieces: dict[str, Callable[[], Any]] = {
-        "rng_digests": rng_digests,
+        "rng_snapshot": rng_snapshot,
+        "rng_digests": lambda: snapshot_digests(snapshot),
         "batch_digest": lambda: batch_digest(indices),
-        "param_fingerprints": lambda: param_fingerprints(model),
+        "param_sums": fingerprints.capture,
+        "param_hex": sums.hex,
         "tqdm_set_postfix": lambda: bar.set_postfix(loss=f"{1.2345:.4f}", refresh=False),
     }
     out = {name: median([_per_call_us(fn, 200) for _ in range(5)]) for name, fn in pieces.items()}
     out["loader_per_batch"] = median([_per_call_us(loader_epoch, 1) / batches for _ in range(5)])
     out["slice_per_batch"] = median([_per_call_us(slice_epoch, 1) / batches for _ in range(5)])
     return out
-
-
-def _python_state_repr_digest() -> str:
-    """How ``rng_digests`` digests python's RNG state today: repr of 625 ints, then blake2b."""
-    import hashlib
-    import random
-
-    return hashlib.blake2b(repr(random.getstate()[1]).encode(), digest_size=8).hexdigest()
-
-
-def _python_state_array_digest() -> str:
-    """Candidate: the same 625 ints packed as unsigned 64-bit words (no text formatting)."""
-    import array
-    import hashlib
-    import random
-
-    return hashlib.blake2b(array.array("Q", random.getstate()[1]).tobytes(), digest_size=8).hexdigest()
-
-
-def _fingerprints_int64_words(model: Any) -> list[int]:
-    """Candidate for ``param_fingerprints``: float32 pairs read as int64 words, summed with wrap-around.
-
-    Still changes with any single bit of any element (a change of ``d`` in one 32-bit half changes the
-    64-bit sum by ``d`` or ``d << 32``, never 0 mod 2**64), with half the elements and no widening.
-    Odd-length tensors fall back to today's int32 -> int64 sum.
-    """
-    import torch
-
-    sums = []
-    for param in model.parameters():
-        flat = param.detach().reshape(-1)
-        if flat.element_size() == 4 and flat.numel() % 2 == 0:
-            sums.append(flat.view(torch.int64).sum())
-        else:
-            sums.append(flat.view(torch.int32).sum(dtype=torch.int64))
-    return torch.stack(sums).tolist()
-
-
-def what_if_costs(cfg: Any) -> dict[str, float]:
-    """Microseconds per call of today's trace pieces against candidate replacements (not in src)."""
-    import hydra.utils
-    import numpy as np
-    import torch
-
-    from twinrun.trace import param_fingerprints
-
-    model = hydra.utils.instantiate(cfg.model)
-    pieces: dict[str, Callable[[], Any]] = {
-        "python_repr": _python_state_repr_digest,
-        "python_array": _python_state_array_digest,
-        "numpy_get_state": np.random.get_state,
-        "torch_get_rng_state": torch.get_rng_state,
-        "params_today": lambda: param_fingerprints(model),
-        "params_int64_words": lambda: _fingerprints_int64_words(model),
-    }
-    return {name: median([_per_call_us(fn, 200) for _ in range(5)]) for name, fn in pieces.items()}
 
 
 # (label, file suffix, function name, "cum" or "tot") — the pieces of a step worth naming.
@@ -215,6 +142,7 @@ _PROFILE_PIECES: Sequence[tuple[str, str, str, str]] = (
     ("loss.item()", "~", "<method 'item' of 'torch._C.TensorBase' objects>", "tot"),
     ("trace.before_step", "twinrun/trace.py", "before_step", "cum"),
     ("trace.after_step", "twinrun/trace.py", "after_step", "cum"),
+    ("trace.flush", "twinrun/trace.py", "flush", "cum"),
     ("DataLoader __next__", "torch/utils/data/dataloader.py", "__next__", "cum"),
     ("tqdm __iter__ (own time)", "tqdm/std.py", "__iter__", "tot"),
     ("tqdm set_postfix", "tqdm/std.py", "set_postfix", "cum"),
@@ -273,12 +201,13 @@ def run(ctx: Context, epoch_overrides: Sequence[str], missed: bool) -> list[Row]
     rounds = [(bare_epoch(cfg, images, labels, batch), instrumented_epoch(cfg, ctx)) for _ in range(2)]
     bare_ms = 1000.0 * min(b.step for b, _ in rounds)
     inst = min((i for _, i in rounds), key=lambda i: i["step"])
+    trace_ms = inst["trace_before"] + inst["trace_after"] + inst["trace_flush"]
     rest = inst["step"] - inst["loader"] - inst["trace_before"] - inst["trace_after"]
     iso = isolated_costs(cfg, batch)
-    what = what_if_costs(cfg)
     cprof, top, steps = profiled_epoch(cfg, ctx)
 
-    trace_iso = iso["rng_digests"] + iso["batch_digest"] + iso["param_fingerprints"]
+    trace_pieces = ("rng_snapshot", "rng_digests", "batch_digest", "param_sums", "param_hex")
+    trace_iso = sum(iso[piece] for piece in trace_pieces)
     lines = [
         f"### Epoch profile ({n:,} samples, batch {batch}, {steps} steps; "
         f"{'run because the 1.15x target was missed' if missed else 'run on request (--profile)'})",
@@ -287,21 +216,17 @@ def run(ctx: Context, epoch_overrides: Sequence[str], missed: bool) -> list[Row]
         f"- fit step total {inst['step']:.2f} ms; bare-loop step {bare_ms:.2f} ms; "
         f"difference {inst['step'] - bare_ms:+.2f} ms ({inst['step'] / bare_ms:.2f}x)",
         f"- DataLoader next() {inst['loader']:.3f} ms; trace.before_step {inst['trace_before']:.3f} ms; "
-        f"trace.after_step {inst['trace_after']:.3f} ms; everything else (model step, .item(), "
+        f"trace.after_step {inst['trace_after']:.3f} ms; trace.flush {inst['trace_flush']:.3f} ms a step "
+        f"(at the epoch's end); everything else in the loop (model step, .item(), "
         f"tqdm, hooks) {rest:.2f} ms",
         "",
         "Per call, each piece alone (median of 5 x 200 calls):",
-        f"- rng_digests {iso['rng_digests']:.1f} us; batch_digest {iso['batch_digest']:.1f} us; "
-        f"param_fingerprints(VAE) {iso['param_fingerprints']:.1f} us (trace total {trace_iso:.1f} us/step)",
+        f"- per step: rng_snapshot {iso['rng_snapshot']:.1f} us; "
+        f"param sums (VAE) {iso['param_sums']:.1f} us; "
+        f"batched: rng digests {iso['rng_digests']:.1f} us, batch_digest {iso['batch_digest']:.1f} us, "
+        f"param hex {iso['param_hex']:.1f} us (trace total {trace_iso:.1f} us/step)",
         f"- DataLoader per batch without compute {iso['loader_per_batch']:.1f} us vs tensor slice "
         f"{iso['slice_per_batch']:.1f} us; tqdm set_postfix (disabled bar) {iso['tqdm_set_postfix']:.1f} us",
-        "",
-        "What-if, per call (candidates for src/twinrun, measured here only; median of 5 x 200 calls):",
-        f"- python RNG state digest: repr+blake2b {what['python_repr']:.1f} us -> packed array('Q')+blake2b "
-        f"{what['python_array']:.1f} us; numpy get_state {what['numpy_get_state']:.1f} us; "
-        f"torch.get_rng_state {what['torch_get_rng_state']:.1f} us",
-        f"- param_fingerprints: today {what['params_today']:.1f} us -> int64-word sums "
-        f"{what['params_int64_words']:.1f} us; with trace.params_every=k the cost is divided by k",
         "",
         "cProfile of the epoch loop, ms per step (inflated by profiling; relative sizes):",
         *[f"- {label}: {ms:.3f}" for label, ms in cprof.items()],
@@ -316,13 +241,14 @@ def run(ctx: Context, epoch_overrides: Sequence[str], missed: bool) -> list[Row]
         Row(
             f"epoch profile: per-step ms, fit vs bare ({n:,} samples)",
             f"fit {inst['step']:.2f} vs bare {bare_ms:.2f} ms; loader {inst['loader']:.3f}, "
-            f"trace {inst['trace_before'] + inst['trace_after']:.3f}, rest {rest:.2f}",
+            f"trace {trace_ms:.3f}, rest {rest:.2f}",
             command=cmd,
         ),
         Row(
             "epoch profile: per-step pieces alone (us)",
-            f"trace {trace_iso:.0f} (params {iso['param_fingerprints']:.0f}, rng {iso['rng_digests']:.0f}, "
-            f"batch {iso['batch_digest']:.0f}); loader {iso['loader_per_batch']:.0f} vs slice "
+            f"trace {trace_iso:.0f} (params {iso['param_sums'] + iso['param_hex']:.0f}, "
+            f"rng {iso['rng_snapshot'] + iso['rng_digests']:.0f}, batch {iso['batch_digest']:.0f}); "
+            f"loader {iso['loader_per_batch']:.0f} vs slice "
             f"{iso['slice_per_batch']:.0f}; tqdm {iso['tqdm_set_postfix']:.1f}",
             command=cmd,
         ),
