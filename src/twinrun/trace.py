@@ -65,10 +65,14 @@ class ParamFingerprints:
         for position, param in enumerate(self.params):
             width = param.element_size()
             bits = param.detach().view(-1).view(_INT_VIEW[width])  # parameters are contiguous
-            if bits.device.type == "cpu":
+            if self._on_host(bits):
                 self.host.append((position, bits.numpy(), np.int64 if width == 8 else np.int32))
             else:
                 self.device.append((position, bits, torch.int64 if width == 8 else torch.int32))
+
+    @staticmethod
+    def _on_host(bits: torch.Tensor) -> bool:
+        return bits.device.type == "cpu"
 
     def capture(self) -> ParamSums:
         """The wraparound sums now; no device synchronisation, no text (see :class:`ParamSums`)."""

@@ -4,7 +4,7 @@ from torch import nn
 
 from twinrun.determinism import seed_everything
 from twinrun.rng_state import rng_digests
-from twinrun.trace import TraceRecorder, batch_digest, param_fingerprints
+from twinrun.trace import ParamFingerprints, TraceRecorder, batch_digest, param_fingerprints
 
 
 def test_param_fingerprints_see_one_ulp() -> None:
@@ -98,3 +98,28 @@ def test_mark_final_after_rows_were_read() -> None:
     assert "params" not in recorder.rows[-1]  # reading rows flushed the step
     recorder.mark_final(model)
     assert recorder.rows[-1]["params"] == param_fingerprints(model)
+
+
+class _AllOnDevice(ParamFingerprints):
+    """Takes the accelerator path (sums as tensors, one transfer per flush) with CPU tensors."""
+
+    @staticmethod
+    def _on_host(bits: torch.Tensor) -> bool:
+        return False
+
+
+def test_device_path_gives_the_host_path_fingerprints(monkeypatch) -> None:
+    seed_everything(4)
+    model = nn.Sequential(nn.Linear(5, 4), nn.Linear(4, 2).to(torch.float64))
+    assert _AllOnDevice(model)() == param_fingerprints(model)
+    expected = {}
+    monkeypatch.setattr("twinrun.trace.ParamFingerprints", _AllOnDevice)
+    recorder = TraceRecorder()
+    for step in (1, 2, 3):
+        recorder.before_step(step, 1, torch.tensor([step]))
+        with torch.no_grad():
+            model[0].weight.add_(1.0)
+        recorder.after_step(1.0, model)
+        expected[step] = param_fingerprints(model)
+    assert recorder._fingerprints is not None and recorder._fingerprints.device  # the path was taken
+    assert {row["step"]: row["params"] for row in recorder.rows} == expected
