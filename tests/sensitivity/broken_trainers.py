@@ -7,6 +7,7 @@ import contextlib
 import functools
 import itertools
 import os
+import random
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -156,12 +157,16 @@ def perturb_one_ulp(step: int, parameter: str) -> Hooks:
     return Hooks(after_step=[hook])
 
 
-def extra_rng_draw(step: int) -> Hooks:
-    """One extra draw from the global torch RNG just before step ``step``."""
+EXTRA_DRAWS = {"torch": lambda: torch.rand(1), "numpy": np.random.rand, "python": random.random}
+
+
+def extra_rng_draw(step: int, stream: str = "torch") -> Hooks:
+    """One extra draw from the global ``stream`` RNG (torch, numpy or python) just before step ``step``."""
+    draw = EXTRA_DRAWS[stream]
 
     def hook(ctx: StepContext) -> None:
         if ctx.step == step:
-            torch.rand(1)
+            draw()
 
     return Hooks(before_step=[hook])
 

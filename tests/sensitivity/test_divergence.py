@@ -8,7 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.sensitivity.broken_trainers import extra_rng_draw, perturb_one_ulp, reshuffled_from_epoch
+from tests.sensitivity.broken_trainers import (
+    EXTRA_DRAWS,
+    extra_rng_draw,
+    perturb_one_ulp,
+    reshuffled_from_epoch,
+)
 from tests.variants import APPS_BY_NAME
 from twinrun.compare import compare_runs
 
@@ -49,14 +54,17 @@ def test_one_ulp_names_the_step_and_parameter(data, reference_runs, tmp_path_fac
     assert (divergence.step, divergence.cause, divergence.parameter) == (step, "computation", parameter)
 
 
+@pytest.mark.parametrize("stream", sorted(EXTRA_DRAWS))
 @given(app_name=st.sampled_from(sorted(APPS_BY_NAME)), step=st.integers(1, EPOCHS * STEPS_PER_EPOCH))
-def test_extra_rng_draw_is_an_rng_stream_divergence(app_name, step, reference_runs, tmp_path_factory) -> None:
+def test_extra_rng_draw_is_an_rng_stream_divergence(
+    app_name, step, stream, reference_runs, tmp_path_factory
+) -> None:
     report = compare_runs(
-        reference_runs[app_name], disturbed(app_name, extra_rng_draw(step), tmp_path_factory)
+        reference_runs[app_name], disturbed(app_name, extra_rng_draw(step, stream), tmp_path_factory)
     )
     divergence = report.divergence
     assert (divergence.step, divergence.cause) == (step, "rng stream")
-    assert divergence.rng_streams == ["torch"]
+    assert divergence.rng_streams == [stream]
 
 
 @pytest.mark.parametrize("app_name", sorted(APPS_BY_NAME))
