@@ -156,7 +156,16 @@ def hydra_quote(value: str) -> str:
     """A value as Hydra's override parser reads it back unchanged (quoted when it has to be)."""
     if _PLAIN_OVERRIDE_VALUE.match(value):
         return value
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    # Inside quotes Hydra treats backslashes as escapes only where they run up to a quote or to the
+    # closing quote (``'a\\b'`` reads as ``a\\b``): only those runs are doubled, and quotes escaped.
+    return "'" + _BACKSLASHES_BEFORE_QUOTE_OR_END.sub(_escape_run, value) + "'"
+
+
+_BACKSLASHES_BEFORE_QUOTE_OR_END = re.compile(r"(\\*)('|\Z)")
+
+
+def _escape_run(match: re.Match[str]) -> str:
+    return match.group(1) * 2 + ("\\'" if match.group(2) else "")
 
 
 def new_workdir(parent: Path | None = None) -> Path:
