@@ -3,4 +3,4 @@
 Import-light on purpose: importing ``twinrun`` does not import torch.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

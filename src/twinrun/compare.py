@@ -25,6 +25,7 @@ from twinrun.divergence import find_divergence, trace_section
 from twinrun.report_model import (
     DIFFERENT,
     IDENTICAL,
+    NOT_COMPARED,
     SECTION_ORDER,
     ConfigSection,
     Mismatch,
@@ -104,6 +105,19 @@ def _manifest_note(a: RunDir, b: RunDir, weights_identical: bool) -> str | None:
     return f"the {runs.MANIFEST} digests {claim}: a manifest is stale"
 
 
+def _trace_formats(a: RunDir, b: RunDir) -> tuple[str | None, str | None]:
+    """Each run's trace format from ``env.json`` (older runs lack the key: the first format)."""
+
+    def trace_format(run: RunDir) -> str | None:
+        if not run.has(runs.ENV):
+            return None  # cannot tell: compared as if the same
+        env = read_json(run, runs.ENV)
+        return env.get("trace_format", "twinrun-trace/1") if isinstance(env, dict) else None
+
+    found = trace_format(a), trace_format(b)
+    return (None, None) if None in found else found
+
+
 def compare_runs(
     a: str | os.PathLike[str],
     b: str | os.PathLike[str],
@@ -137,7 +151,14 @@ def compare_runs(
             "environment": compare_environments(run_a, run_b),
         }
         divergence = None
-        if run_a.has(runs.TRACE) and run_b.has(runs.TRACE):
+        formats = _trace_formats(run_a, run_b)
+        if run_a.has(runs.TRACE) and run_b.has(runs.TRACE) and formats[0] != formats[1]:
+            sections["trace"] = TraceSection(
+                status=NOT_COMPARED,
+                summary=f"written in different trace formats ({formats[0]} vs {formats[1]}: other "
+                "digests); train the older run again with this twinrun to compare traces",
+            )
+        elif run_a.has(runs.TRACE) and run_b.has(runs.TRACE):
             rows_a, rows_b = read_jsonl(run_a, runs.TRACE), read_jsonl(run_b, runs.TRACE)
             changes = config_changes(sections["config"])
             divergence = find_divergence(rows_a, rows_b, config_differs=bool(changes), config_keys=changes)

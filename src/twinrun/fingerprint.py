@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from twinrun.determinism import determinism_flags
+from twinrun.trace import TRACE_FORMAT
 
 ENV_VARS = (
     "CUBLAS_WORKSPACE_CONFIG",
@@ -85,4 +86,5 @@ def environment_fingerprint(device: torch.device, dataset: dict[str, Any] | None
         "env_vars": {name: os.environ.get(name) for name in ENV_VARS},
         "dataset": dataset,
         "git": _git_state(Path.cwd()),
+        "trace_format": TRACE_FORMAT,
     }

@@ -17,6 +17,10 @@ from torch import nn
 from twinrun.rng_state import RngSnapshot, rng_snapshot, short_digest, snapshot_digests
 from twinrun.runs import exact
 
+# Recorded in env.json; traces are compared only within one format. /1 (twinrun 0.1): blake2b digests,
+# python's RNG state as 625 uint64s. /2 (0.2): SHA-256 prefixes, python's state as index + 624 uint32s.
+TRACE_FORMAT = "twinrun-trace/2"
+
 _INT_VIEW = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 _MASK64 = 0xFFFFFFFFFFFFFFFF
 

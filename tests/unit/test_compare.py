@@ -466,6 +466,17 @@ def test_one_trace_missing_gives_no_divergence(twins: tuple[Path, Path]) -> None
     assert report.divergence is None and report.sections["trace"].status == NOT_COMPARED
 
 
+def test_traces_of_different_formats_are_not_compared(twins: tuple[Path, Path]) -> None:
+    a, b = twins
+    fr.edit_jsonl(b, runs.TRACE, lambda rows: rows[0].update(batch="0123456789abcdef"))  # other digests
+    assert compare_runs(a, b).divergence is not None  # negative control: one format, compared
+    fr.edit_json(a, runs.ENV, lambda env: env.update(trace_format="twinrun-trace/2"))
+    report = compare_runs(a, b)  # RUN_B's env.json has no trace_format: an older run, format 1
+    trace = report.sections["trace"]
+    assert report.divergence is None and trace.status == NOT_COMPARED and report.exit_code == 0
+    assert "twinrun-trace/2 vs twinrun-trace/1" in trace.summary
+
+
 def test_json_report_has_the_contract_keys(twins: tuple[Path, Path]) -> None:
     a, b = twins
     tree = compare_runs(a, b).to_dict()
