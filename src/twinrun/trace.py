@@ -98,13 +98,14 @@ class ParamFingerprints:
         return self.capture().hex()
 
 
+@dataclass(slots=True)
 class ParamSums:
     """One step's parameter sums: host values now, device values still on the device."""
 
-    def __init__(
-        self, names: list[str], host: list[int], device_positions: list[int], device: torch.Tensor | None
-    ) -> None:
-        self.names, self.host, self.device_positions, self.device = names, host, device_positions, device
+    names: list[str]
+    host: list[int]  # by parameter position; placeholders where the parameter is on a device
+    device_positions: list[int]
+    device: torch.Tensor | None  # int64[len(device_positions)], not yet copied to the host
 
     def hex(self, device_values: list[int] | None = None) -> dict[str, str]:
         """``{name: 16 hex digits}``; ``device_values`` when the caller copied ``device`` already."""
@@ -133,10 +134,10 @@ class TraceRecorder:
 
     The per-step calls only capture (RNG states, the batch indices, the parameter sums); digests and
     text are made in batches by :meth:`flush`: every ``FLUSH_EVERY`` steps, at the end of every
-    epoch and whenever ``rows`` is read. Right after
-    a training step the CPU caches hold the step's tensors, and each piece of Python code run then
-    is several times slower than in a loop (measured: hashing the RNG states 156 us a step right
-    after a VAE step, copying them 53 us); the rows come out the same either way.
+    epoch and whenever ``rows`` is read. Right after a training step the CPU caches hold the step's
+    tensors, and each piece of Python code run then is several times slower than in a loop
+    (measured: hashing the RNG states 156 us a step right after a VAE step, copying them 53 us);
+    the rows come out the same either way.
     """
 
     FLUSH_EVERY = 256
@@ -191,9 +192,13 @@ class TraceRecorder:
     def flush(self) -> None:
         """Turn the captured steps into rows (``fit`` calls it at the end of every epoch)."""
         captured, self._captured = self._captured, []
-        on_device = [c.params.device for c in captured if c.params and c.params.device is not None]
-        # All steps' device sums in one transfer (one synchronisation per flush, not per step).
-        copied = iter(torch.stack(on_device).cpu().tolist()) if on_device else iter(())
+        sums = [c.params for c in captured if c.params is not None]
+        on_device = [p.device for p in sums if p.device is not None]
+        if on_device and len({t.shape for t in on_device}) == 1:
+            # All steps' device sums in one transfer (one synchronisation per flush, not per step).
+            copied = iter(torch.stack(on_device).cpu().tolist())
+        else:  # none, or sums of different models: one transfer each
+            copied = iter([t.cpu().tolist() for t in on_device])
         for c in captured:
             row: dict[str, Any] = {
                 "step": c.step,

@@ -123,3 +123,13 @@ def test_device_path_gives_the_host_path_fingerprints(monkeypatch) -> None:
         expected[step] = param_fingerprints(model)
     assert recorder._fingerprints is not None and recorder._fingerprints.device  # the path was taken
     assert {row["step"]: row["params"] for row in recorder.rows} == expected
+
+
+def test_device_sums_of_different_models_in_one_flush(monkeypatch) -> None:
+    monkeypatch.setattr("twinrun.trace.ParamFingerprints", _AllOnDevice)
+    small, large = nn.Linear(2, 1), nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
+    recorder = TraceRecorder()
+    for step, model in ((1, small), (2, large)):  # sums of 2 and 4 parameters: not stackable
+        recorder.before_step(step, 1, torch.tensor([step]))
+        recorder.after_step(1.0, model)
+    assert [row["params"] for row in recorder.rows] == [param_fingerprints(small), param_fingerprints(large)]
