@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from twinrun.errors import TwinrunError
+from twinrun.errors import TwinrunError, first_line
 from twinrun.runs import CHECKPOINTS, atomic_path
 
 CHECKPOINT_FORMAT = "twinrun-checkpoint/1"
@@ -57,7 +57,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"cannot load checkpoint {path}: {str(exc).splitlines()[0]}") from None
+        raise CheckpointError(f"cannot load checkpoint {path}: {first_line(exc)}") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a twinrun checkpoint ({CHECKPOINT_FORMAT})")
     return state

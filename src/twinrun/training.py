@@ -28,12 +28,14 @@ from twinrun.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from twinrun.config import ConfigError, canonical_config, check_device, check_seed, flatten
 from twinrun.data import Datasets, load_datasets, make_loader
 from twinrun.determinism import draw_seed, enable_deterministic_mode, seed_everything
+from twinrun.errors import first_line
 from twinrun.fingerprint import environment_fingerprint
 from twinrun.objectives import Objective
 from twinrun.rng_state import capture_rng_state, restore_rng_state
 from twinrun.trace import TraceRecorder
 
 log = logging.getLogger(__name__)
+_ABSENT = object()  # a config key only one side has
 
 StepHook = Callable[["StepContext"], None]
 
@@ -93,7 +95,7 @@ def prepare_config(cfg: DictConfig) -> tuple[DictConfig, int]:
     try:
         resolved = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True))
     except Exception as exc:
-        raise ConfigError(f"the config does not resolve: {str(exc).splitlines()[0]}") from None
+        raise ConfigError(f"the config does not resolve: {first_line(exc)}") from None
     resolved.pop("hydra", None)
     seed = check_seed(resolved.get("seed"))
     if seed is None:
@@ -214,19 +216,20 @@ class _Loop:
             if self.scheduler is not None and state.get("scheduler") is not None:
                 self.scheduler.load_state_dict(state["scheduler"])
             self.position = Position(**state["position"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            self.metrics = list(state["metrics"])
+            self.trace.restore(state["trace"])
+            restore_rng_state(state["rng"])
+            saved_config = flatten(state["config"])
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
             raise CheckpointError(
-                f"training.resume_from={path} does not fit this model/optimizer ({first_line}); "
+                f"training.resume_from={path} does not fit this model/optimizer ({first_line(exc)}); "
                 "resume with the config the checkpoint was written with"
             ) from None
-        self.metrics = list(state["metrics"])
-        self.trace.restore(state["trace"])
-        restore_rng_state(state["rng"])
+        config = flatten(canonical_config(self.cfg))
         changed = sorted(
             key
-            for key, value in flatten(canonical_config(self.cfg)).items()
-            if flatten(state["config"]).get(key) != value
+            for key in config.keys() | saved_config.keys()
+            if config.get(key, _ABSENT) != saved_config.get(key, _ABSENT)
             and not key.startswith(("training.epochs", "training.max_steps"))
         )
         if changed:
@@ -242,6 +245,8 @@ class _Loop:
         )
 
     def checkpoint(self) -> None:
+        if not self.world.is_main:  # ranks hold the same state; rank 0's copy resumes all of them
+            return
         state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -252,13 +257,19 @@ class _Loop:
             "trace": self.trace.rows,
             "config": canonical_config(self.cfg),
         }
-        if self.world.is_main:  # ranks hold the same state; one copy resumes all of them
-            save_checkpoint(self.run_dir, self.position.step, state, self.ckpt_keep_last)
-            self.write_records()
+        save_checkpoint(self.run_dir, self.position.step, state, self.ckpt_keep_last)
+        self.write_records()
 
     def write_records(self) -> None:
         runs.write_jsonl(self.run_dir / runs.METRICS, self.metrics)
         runs.write_jsonl(self.run_dir / runs.TRACE, self.trace.rows)
+
+    def _step_checkpoint_due(self, *, last_batch: bool, epochs: int) -> bool:
+        """Every ``every_n_steps`` steps, unless a checkpoint of this same step follows anyway."""
+        if not self.ckpt_every_steps or self.position.step % int(self.ckpt_every_steps):
+            return False
+        epoch_checkpoint_follows = last_batch and (self.ckpt_every_epoch or self.position.epoch >= epochs)
+        return not (epoch_checkpoint_follows or self._stop_requested())
 
     def _stop_requested(self) -> bool:
         return self.max_steps is not None and self.position.step >= self.max_steps
@@ -284,11 +295,13 @@ class _Loop:
             world_size=self.world.size,
         )
         self.net.train()
+        batches = len(loader) if hasattr(loader, "__len__") else None
         bar = tqdm(loader, desc=f"epoch {pos.epoch}/{epochs}", leave=False, disable=not sys.stderr.isatty())
-        for images, labels, indices in bar:
+        for done, (images, labels, indices) in enumerate(bar, start=1):
             self._step(images.to(self.device), labels.to(self.device), indices)
-            bar.set_postfix(loss=f"{pos.epoch_loss_sum / max(pos.epoch_samples, 1):.4f}", refresh=False)
-            if self.ckpt_every_steps and pos.step % int(self.ckpt_every_steps) == 0:
+            if not bar.disable:  # tqdm formats the postfix even for a disabled bar
+                bar.set_postfix(loss=f"{pos.epoch_loss_sum / max(pos.epoch_samples, 1):.4f}", refresh=False)
+            if self._step_checkpoint_due(last_batch=done == batches, epochs=epochs):
                 self.checkpoint()
             if self._stop_requested():
                 log.info("stopping after training.max_steps=%d steps", self.max_steps)

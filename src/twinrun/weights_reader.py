@@ -22,6 +22,7 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 
 from twinrun import runs
+from twinrun.errors import first_line
 from twinrun.run_reader import RunDir, UnusableRunError
 
 if TYPE_CHECKING:
@@ -230,7 +231,7 @@ def _unreadable(shown: str, exc: BaseException) -> UnusableRunError:
     # torch's weights-only errors open with advice that does not apply; the cause is on a later line.
     _, marker, cause = text.partition("WeightsUnpickler error:")
     cause = next((ln.strip() for ln in cause.splitlines() if ln.strip()), "") if marker else ""
-    detail = cause or (text.splitlines()[0].strip() if text else "no detail")
+    detail = cause or (first_line(exc) if text else "no detail")
     return UnusableRunError(
         f"{shown} is not a readable torch.save file ({type(exc).__name__}: {detail}); it is truncated or "
         "corrupt: regenerate it"

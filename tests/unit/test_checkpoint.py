@@ -31,6 +31,9 @@ def test_unusable_checkpoints_are_one_line_errors(tmp_path) -> None:
     with pytest.raises(checkpoint.CheckpointError, match="cannot load") as error:
         checkpoint.load_checkpoint(tmp_path / "junk.pt")
     assert "\n" not in str(error.value)
+    (tmp_path / "empty.pt").write_bytes(b"")  # torch raises with an empty message here
+    with pytest.raises(checkpoint.CheckpointError, match=r"cannot load .*empty\.pt: [A-Za-z]"):
+        checkpoint.load_checkpoint(tmp_path / "empty.pt")
     torch.save({"w": torch.ones(1)}, tmp_path / "foreign.pt")
     with pytest.raises(checkpoint.CheckpointError, match="not a twinrun checkpoint"):
         checkpoint.load_checkpoint(tmp_path / "foreign.pt")

@@ -109,3 +109,32 @@ def test_resuming_another_models_checkpoint_is_a_one_line_error(tmp_path) -> Non
     with pytest.raises(CheckpointError, match="does not fit") as error:
         vae_mnist.train(compose_config("vae_mnist", overrides), tmp_path / "other")
     assert "\n" not in str(error.value)
+
+
+def test_a_checkpoint_missing_an_entry_is_a_one_line_error(tmp_path) -> None:
+    from twinrun.checkpoint import CheckpointError
+
+    vae_mnist.train(compose_config("vae_mnist", [*TINY, "training.epochs=1"]), tmp_path / "first")
+    path = next((tmp_path / "first" / runs.CHECKPOINTS).glob("step-*.pt"))
+    state = torch.load(path, weights_only=True)
+    del state["rng"]
+    torch.save(state, path)
+    overrides = [*TINY, f"training.resume_from={path}"]
+    with pytest.raises(CheckpointError, match=r"does not fit .*'rng'") as error:
+        vae_mnist.train(compose_config("vae_mnist", overrides), tmp_path / "second")
+    assert "\n" not in str(error.value)
+
+
+def test_a_step_checkpoint_is_not_written_twice(tmp_path, monkeypatch) -> None:
+    import twinrun.training
+
+    saved: list[int] = []
+    original = twinrun.training.save_checkpoint
+    monkeypatch.setattr(
+        twinrun.training, "save_checkpoint", lambda d, step, *a: (saved.append(step), original(d, step, *a))
+    )
+    # 96 samples in batches of 48: 2 steps an epoch. Steps 2 and 4 end an epoch (its checkpoint has
+    # the same step) and max_steps stops at 5 (the final checkpoint): each step is saved exactly once.
+    overrides = [*TINY, "training.batch_size=48", "training.epochs=3", "checkpoint.every_n_steps=1"]
+    vae_mnist.train(compose_config("vae_mnist", [*overrides, "training.max_steps=5"]), tmp_path / "run")
+    assert saved == [1, 2, 3, 4, 5]  # before the fix: [1, 2, 2, 3, 4, 4, 5, 5]
