@@ -1,4 +1,4 @@
-"""twinrun's command line: ``twinrun compare RUN_A RUN_B`` and, once its module exists, ``verify``.
+"""twinrun's command line: ``twinrun compare RUN_A RUN_B`` and ``twinrun verify`` (from ``cli_verify``).
 
 Each subcommand is a function ``add_parser(subparsers)`` that registers its parser and sets
 ``handler=<fn(args) -> int>``; :data:`SUBCOMMANDS` lists them. Errors of the ``TwinrunError`` family
@@ -10,13 +10,13 @@ torch) load only when a subcommand runs.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from twinrun import __version__
+from twinrun.cli_verify import add_parser as add_verify_parser
 from twinrun.errors import TwinrunError
 
 PROG = "twinrun"
@@ -80,17 +80,6 @@ def run_compare(args: argparse.Namespace) -> int:
     sys.stdout.write(text)
     sys.stdout.flush()
     return report.exit_code
-
-
-def add_verify_parser(subparsers: Subparsers) -> None:
-    """Hook for ``twinrun verify``: ``twinrun.cli_verify.add_parser`` registers it once that module exists."""
-    try:
-        module = importlib.import_module("twinrun.cli_verify")
-    except ModuleNotFoundError as exc:
-        if exc.name != "twinrun.cli_verify":  # the module exists but one of its imports is missing
-            raise
-        return
-    module.add_parser(subparsers)
 
 
 SUBCOMMANDS: list[Callable[[Subparsers], None]] = [add_compare_parser, add_verify_parser]

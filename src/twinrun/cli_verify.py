@@ -1,6 +1,6 @@
 """``twinrun verify`` on the command line: argument parsing and rendering over :func:`verify_app`.
 
-Registered by :func:`twinrun.cli.add_verify_parser` through :func:`add_parser`. With more than two runs
+Registered in :mod:`twinrun.cli` through :func:`add_parser`. With more than two runs
 the report is a pairwise summary table followed by the full report of the first pair that differs.
 ``-m`` verifies every point of a Hydra sweep (:mod:`twinrun.sweep`); ``--nproc-per-node N`` runs each
 twin under torchrun and compares the ranks too (:mod:`twinrun.verify_ddp`).

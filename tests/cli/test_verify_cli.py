@@ -93,7 +93,7 @@ def test_unseeded_app_differs_and_names_the_weights(throwaway_app: Path, tmp_pat
     assert out.startswith("twinrun verify: different (3 runs of")
     for pair in ("run-1 / run-2", "run-1 / run-3", "run-2 / run-3"):
         assert f"{pair}  different  weights" in out
-    assert "2 of 2 tensors differ" in out or "layer.weight" in out
+    assert "layer.weight" in out
     workdir = Path(done.stderr.split("run directories kept in ")[1].strip())
     assert workdir.name.startswith("twinrun-verify-") and workdir.parent == tmp_path
     assert (workdir / "run-3" / "weights.safetensors").is_file() and (workdir / "run-3.out").is_file()

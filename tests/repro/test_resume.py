@@ -27,7 +27,9 @@ def uninterrupted(tmp_path_factory) -> dict[tuple[str, int], Path]:
     return runs
 
 
-def assert_resumed_run_matches(reference: Path, resumed: Path) -> None:
+def assert_resumed_run_matches(reference: Path, resumed: Path, app_name: str, step: int) -> None:
+    # The resumed run really resumed (a silently ignored resume_from would train from scratch and match).
+    assert f"(step {step})" in (resumed / f"{app_name}.log").read_text().split("resumed from", 1)[1]
     report = compare_runs(reference, resumed)
     for section in RESULT_SECTIONS:
         assert report.sections[section].status == "identical", (section, report.sections[section].summary)
@@ -48,7 +50,7 @@ def test_stop_and_resume_is_bit_identical(
     app.train(app.compose(*common, f"training.max_steps={stop_after}"), first)
     assert (first / "checkpoints" / f"step-{stop_after:08d}.pt").is_file()
     app.train(app.compose(*common, f"training.resume_from={first}"), second)
-    assert_resumed_run_matches(uninterrupted[app_name, workers], second)
+    assert_resumed_run_matches(uninterrupted[app_name, workers], second, app_name, stop_after)
 
 
 @pytest.mark.parametrize("app_name", sorted(APPS_BY_NAME))
@@ -58,4 +60,4 @@ def test_resume_from_an_epoch_checkpoint_file(app_name, uninterrupted, tmp_path_
     app.train(app.compose(*OVERRIDES, "training.epochs=1"), first)  # ends with an end-of-epoch checkpoint
     checkpoint = first / "checkpoints" / f"step-{STEPS_PER_EPOCH:08d}.pt"
     app.train(app.compose(*OVERRIDES, f"training.resume_from={checkpoint}"), second)
-    assert_resumed_run_matches(uninterrupted[app_name, 0], second)
+    assert_resumed_run_matches(uninterrupted[app_name, 0], second, app_name, STEPS_PER_EPOCH)

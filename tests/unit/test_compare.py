@@ -247,6 +247,9 @@ def test_legacy_pickled_module(tmp_path: Path) -> None:
     with pytest.raises(UnusableRunError, match="--trust-pickle"):
         compare_runs(a, b)
     assert compare_runs(a, b, trust_pickle=True).exit_code == 0
+    torch.manual_seed(1)  # negative control: another initialisation of the same module differs
+    torch.save(fr.TinyNet(), b / "trained_model.pt")
+    assert compare_runs(a, b, trust_pickle=True).exit_code == 1
 
 
 # --- unusable input -----------------------------------------------------------------------------------

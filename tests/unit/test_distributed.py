@@ -68,7 +68,9 @@ def test_a_world_of_one_changes_nothing() -> None:
     assert distributed.wrap(world, model, cpu) is model
     assert distributed.rank_sums(world, [0.1, 3], cpu) == [0.1, 3]  # no float64 round trip
     assert distributed.from_rank0(world, 7, cpu) == 7
+    model.running_mean.fill_(0.25)
     distributed.sync_buffers(world, model)
+    assert model.running_mean.tolist() == [0.25, 0.25]  # nothing to broadcast from: left as it was
     assert distributed.rank_device(world, cpu) == cpu
     assert distributed.backend_for(cpu) == "gloo" and distributed.backend_for(torch.device("cuda")) == "nccl"
     assert distributed.rank_dir("run", 1) == Path("run/ranks/rank-1")

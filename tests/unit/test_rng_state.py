@@ -56,11 +56,17 @@ def test_numpy_state_bytes_equal_get_state() -> None:
 def test_numpy_view_follows_a_replaced_bit_generator() -> None:
     if not hasattr(np.random, "set_bit_generator"):
         pytest.skip("numpy < 1.25 has no set_bit_generator")
-    original = np.random.get_bit_generator()
+    original, view = np.random.get_bit_generator(), rng_state._numpy_view
+    before = view.state_bytes()  # the view is on the original generator
+    replacement = np.random.MT19937(123)
     try:
-        np.random.set_bit_generator(np.random.MT19937(123))
+        np.random.set_bit_generator(replacement)
         _, keys, pos, *_ = np.random.get_state()
-        assert rng_state._numpy_view.state_bytes() == np.append(keys, pos).astype("<u4").tobytes()
+        after = view.state_bytes()
+        assert after == np.append(keys, pos).astype("<u4").tobytes() != before
+        assert view.generator is replacement and view.words is not None  # read in place, not get_state()
+        np.random.rand()
+        assert view.state_bytes() != after  # and it follows the new generator's draws
     finally:
         np.random.set_bit_generator(original)
 
@@ -89,7 +95,9 @@ def test_python_state_bytes_equal_getstate() -> None:
 
 
 def test_python_view_falls_back_for_another_layout(monkeypatch) -> None:
+    random.seed(3)
+    direct = rng_state._python_view.state_bytes()  # read in place (checked above)
     view = rng_state._PythonStateView()
     monkeypatch.setattr(rng_state._PythonStateView, "SIZE", 8)  # a layout check that cannot match
-    assert view.state_bytes() == rng_state._python_state_from_getstate()
+    assert view.state_bytes() == direct  # the fallback gives the same bytes as the direct read
     assert view.memory is None

@@ -45,6 +45,7 @@ def test_write_weights_bytes_and_manifest(tmp_path) -> None:
     # Negative control: one ULP in one element changes the file, the tensor digest and the overall digest.
     state["w"][0, 1] = torch.nextafter(state["w"][0, 1], torch.tensor(10.0))
     changed = runs.write_weights(tmp_path / "c", state)
+    assert (tmp_path / "c" / runs.WEIGHTS).read_bytes() != (tmp_path / "a" / runs.WEIGHTS).read_bytes()
     assert changed["tensors"]["w"]["sha256"] != manifest["tensors"]["w"]["sha256"]
     assert changed["digest"] != manifest["digest"]
 

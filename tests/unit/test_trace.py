@@ -112,6 +112,7 @@ def test_device_path_gives_the_host_path_fingerprints(monkeypatch) -> None:
     seed_everything(4)
     model = nn.Sequential(nn.Linear(5, 4), nn.Linear(4, 2).to(torch.float64))
     assert _AllOnDevice(model)() == param_fingerprints(model)
+    host = ParamFingerprints  # the expected values below come from the host path, not the patched name
     expected = {}
     monkeypatch.setattr("twinrun.trace.ParamFingerprints", _AllOnDevice)
     recorder = TraceRecorder()
@@ -120,16 +121,17 @@ def test_device_path_gives_the_host_path_fingerprints(monkeypatch) -> None:
         with torch.no_grad():
             model[0].weight.add_(1.0)
         recorder.after_step(1.0, model)
-        expected[step] = param_fingerprints(model)
+        expected[step] = host(model)()
     assert recorder._fingerprints is not None and recorder._fingerprints.device  # the path was taken
     assert {row["step"]: row["params"] for row in recorder.rows} == expected
 
 
 def test_device_sums_of_different_models_in_one_flush(monkeypatch) -> None:
-    monkeypatch.setattr("twinrun.trace.ParamFingerprints", _AllOnDevice)
     small, large = nn.Linear(2, 1), nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
+    expected = [ParamFingerprints(small)(), ParamFingerprints(large)()]  # the host path, before the patch
+    monkeypatch.setattr("twinrun.trace.ParamFingerprints", _AllOnDevice)
     recorder = TraceRecorder()
     for step, model in ((1, small), (2, large)):  # sums of 2 and 4 parameters: not stackable
         recorder.before_step(step, 1, torch.tensor([step]))
         recorder.after_step(1.0, model)
-    assert [row["params"] for row in recorder.rows] == [param_fingerprints(small), param_fingerprints(large)]
+    assert [row["params"] for row in recorder.rows] == expected
