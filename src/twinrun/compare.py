@@ -13,12 +13,12 @@ import os
 
 from twinrun import runs
 from twinrun.compare_sections import (
+    ABSENT,
     compare_environments,
     compare_logs,
     compare_metrics,
     mark_missing,
     same_value,
-    show_value,
 )
 from twinrun.config import flatten
 from twinrun.divergence import find_divergence, trace_section
@@ -28,10 +28,13 @@ from twinrun.report_model import (
     NOT_COMPARED,
     SECTION_ORDER,
     ConfigSection,
+    Divergence,
+    EnvironmentSection,
     Mismatch,
     Report,
     Section,
     TraceSection,
+    show_value,
 )
 from twinrun.run_reader import (
     RunDir,
@@ -105,17 +108,27 @@ def _manifest_note(a: RunDir, b: RunDir, weights_identical: bool) -> str | None:
     return f"the {runs.MANIFEST} digests {claim}: a manifest is stale"
 
 
-def _trace_formats(a: RunDir, b: RunDir) -> tuple[str | None, str | None]:
-    """Each run's trace format from ``env.json`` (older runs lack the key: the first format)."""
+FIRST_TRACE_FORMAT = "twinrun-trace/1"  # what env.json files without a trace_format key mean
 
-    def trace_format(run: RunDir) -> str | None:
-        if not run.has(runs.ENV):
-            return None  # cannot tell: compared as if the same
-        env = read_json(run, runs.ENV)
-        return env.get("trace_format", "twinrun-trace/1") if isinstance(env, dict) else None
 
-    found = trace_format(a), trace_format(b)
-    return (None, None) if None in found else found
+def compare_traces(
+    a: RunDir, b: RunDir, config: ConfigSection, environment: EnvironmentSection
+) -> tuple[TraceSection, Divergence | None]:
+    """The trace section and the first divergent step, when both runs have traces of one format."""
+    if not (a.has(runs.TRACE) and b.has(runs.TRACE)):
+        return mark_missing(runs.TRACE, a.has(runs.TRACE), b.has(runs.TRACE), TraceSection()), None
+    change = next((m for m in environment.differing if m.name == "trace_format"), None)
+    formats = [FIRST_TRACE_FORMAT if m == ABSENT else m for m in (change.a, change.b)] if change else []
+    if formats and formats[0] != formats[1]:
+        summary = (
+            f"written in different trace formats ({formats[0]} vs {formats[1]}: other digests); "
+            "train the older run again with this twinrun to compare traces"
+        )
+        return TraceSection(status=NOT_COMPARED, summary=summary), None
+    rows_a, rows_b = read_jsonl(a, runs.TRACE), read_jsonl(b, runs.TRACE)
+    changes = config_changes(config)
+    divergence = find_divergence(rows_a, rows_b, config_differs=bool(changes), config_keys=changes)
+    return trace_section(rows_a, rows_b, divergence), divergence
 
 
 def compare_runs(
@@ -144,28 +157,15 @@ def compare_runs(
         # fails fast, before the long byte-by-byte part.
         wa = stack.enter_context(open_weights(run_a, trust_pickle=trust_pickle))
         wb = stack.enter_context(open_weights(run_b, trust_pickle=trust_pickle))
+        config, environment = compare_configs(run_a, run_b), compare_environments(run_a, run_b)
+        trace, divergence = compare_traces(run_a, run_b, config, environment)
         sections: dict[str, Section] = {
-            "config": compare_configs(run_a, run_b),
+            "config": config,
             "logs": compare_logs(run_a, run_b),
             "metrics": compare_metrics(run_a, run_b),
-            "environment": compare_environments(run_a, run_b),
+            "environment": environment,
+            "trace": trace,
         }
-        divergence = None
-        formats = _trace_formats(run_a, run_b)
-        if run_a.has(runs.TRACE) and run_b.has(runs.TRACE) and formats[0] != formats[1]:
-            sections["trace"] = TraceSection(
-                status=NOT_COMPARED,
-                summary=f"written in different trace formats ({formats[0]} vs {formats[1]}: other "
-                "digests); train the older run again with this twinrun to compare traces",
-            )
-        elif run_a.has(runs.TRACE) and run_b.has(runs.TRACE):
-            rows_a, rows_b = read_jsonl(run_a, runs.TRACE), read_jsonl(run_b, runs.TRACE)
-            changes = config_changes(sections["config"])
-            divergence = find_divergence(rows_a, rows_b, config_differs=bool(changes), config_keys=changes)
-            sections["trace"] = trace_section(rows_a, rows_b, divergence)
-        else:
-            has_a, has_b = run_a.has(runs.TRACE), run_b.has(runs.TRACE)
-            sections["trace"] = mark_missing(runs.TRACE, has_a, has_b, TraceSection())
         weights = compare_weights(wa, wb, atol=atol, rtol=rtol)
     note = _manifest_note(run_a, run_b, weights.status == IDENTICAL)
     if note:

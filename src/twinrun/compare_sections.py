@@ -70,14 +70,18 @@ DECISIVE_ENV = (
 NON_DECISIVE_ENV = ("env_vars.CUDA_VISIBLE_DEVICES",)
 
 
+ABSENT = "(absent)"  # the value shown for a key that only the other run has
+
+
+def differing_keys(fa: dict[str, Any], fb: dict[str, Any]) -> list[str]:
+    """Keys (A's order, then B's own) whose values differ, a key only one side has included."""
+    keys = [*fa, *(k for k in fb if k not in fa)]
+    return [k for k in keys if (k in fa) != (k in fb) or not same_value(fa.get(k), fb.get(k))]
+
+
 def same_value(a: Any, b: Any) -> bool:
     """Equal including type: ``1``, ``1.0`` and ``True`` are three different config values."""
     return json.dumps(a, sort_keys=True, default=repr) == json.dumps(b, sort_keys=True, default=repr)
-
-
-def show_value(value: Any) -> str:
-    """A config or env value as a person writes it on the command line."""
-    return value if isinstance(value, str) else json.dumps(value, default=repr)
 
 
 def mark_missing(name: str, has_a: bool, has_b: bool, section: S) -> S:
@@ -154,7 +158,7 @@ def compare_metrics(a: RunDir, b: RunDir) -> MetricsSection:
     sec = MetricsSection(rows_a=len(rows_a), rows_b=len(rows_b))
     for index, (ra, rb) in enumerate(zip(rows_a, rows_b, strict=False), start=1):
         fa, fb = _comparable_row(ra), _comparable_row(rb)
-        keys = [k for k in [*fa, *(k for k in fb if k not in fa)] if not same_value(fa.get(k), fb.get(k))]
+        keys = differing_keys(fa, fb)
         if not keys:
             continue
         sec.differing_rows += 1
@@ -162,7 +166,9 @@ def compare_metrics(a: RunDir, b: RunDir) -> MetricsSection:
             # "approx.x" repeats "x" in decimal: list it only when the exact value does not differ.
             keys = [k for k in keys if not (k.startswith("approx.") and k.removeprefix("approx.") in keys)]
             diffs = [
-                ValueDiff(k, fa.get(k), fb.get(k), as_decimal(fa.get(k)), as_decimal(fb.get(k))) for k in keys
+                ValueDiff(k, a_value, b_value, as_decimal(a_value), as_decimal(b_value))
+                for k in keys
+                for a_value, b_value in [(fa.get(k, ABSENT), fb.get(k, ABSENT))]
             ]
             sec.first = RowDiff(index, ra.get("epoch"), ra.get("step"), diffs)
     length_differs = len(rows_a) != len(rows_b)
@@ -197,8 +203,7 @@ def compare_environments(a: RunDir, b: RunDir) -> EnvironmentSection:
             f"{runs.ENV} must hold a JSON object; regenerate it by re-running the training"
         )
     fa, fb = flatten(ea), flatten(eb)
-    keys = [*fa, *(k for k in fb if k not in fa)]
-    sec.differing = [Mismatch(k, fa.get(k), fb.get(k)) for k in keys if not same_value(fa.get(k), fb.get(k))]
+    sec.differing = [Mismatch(k, fa.get(k, ABSENT), fb.get(k, ABSENT)) for k in differing_keys(fa, fb)]
     sec.decisive = [m.name for m in sec.differing if _decisive(m.name)]
     sec.bit_identity_expected = not sec.decisive
     sec.status = DIFFERENT if sec.differing else IDENTICAL

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from twinrun.compare_sections import as_decimal
 from twinrun.report_model import DIFFERENT, IDENTICAL, Divergence, TraceSection
 
 CONFIGURATION = "configuration"
@@ -14,12 +15,9 @@ LENGTH = "length"
 
 
 def _decimal(value: Any) -> str:
-    if isinstance(value, str):
-        try:
-            return repr(float.fromhex(value))
-        except ValueError:
-            return value
-    return repr(value)
+    """A ``float.hex`` loss as its decimal value; anything else as it is."""
+    decimal = as_decimal(value)
+    return repr(decimal) if decimal is not None else str(value)
 
 
 def _rng_streams(row_a: dict[str, Any], row_b: dict[str, Any]) -> list[str]:
@@ -114,11 +112,8 @@ def trace_section(
 ) -> TraceSection:
     """The trace section's verdict line; the details live in the top-level divergence."""
     sec = TraceSection(steps_a=len(rows_a), steps_b=len(rows_b))
-    if div is None and rows_a == rows_b:
+    if div is None:  # find_divergence found every row equal and the lengths too
         sec.status, sec.summary = IDENTICAL, f"{len(rows_a)} steps identical"
     else:
-        sec.status = DIFFERENT
-        sec.summary = (
-            f"diverges at step {div.step} (epoch {div.epoch}): {div.cause}" if div else "traces differ"
-        )
+        sec.status, sec.summary = DIFFERENT, f"diverges at {div.where}"
     return sec

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from twinrun.report_model import (
     DIFFERENT,
@@ -24,6 +23,7 @@ from twinrun.report_model import (
     TraceSection,
     WeightsSection,
     describe_tensor_diff,
+    show_value,
 )
 
 MAX_ITEMS = 20  # longest list shown per kind of difference; the JSON report has them all
@@ -74,10 +74,6 @@ def summary_rows(report: Report) -> list[tuple[str, str, str]]:
     return [(name, section_verdict(s), s.summary) for name, s in report.sections.items()]
 
 
-def _value(v: Any) -> str:
-    return v if isinstance(v, str) else json.dumps(v, default=repr)
-
-
 def _capped(items: Sequence[str], indent: str = "  ") -> list[str]:
     lines = [indent + item for item in items[:MAX_ITEMS]]
     if len(items) > MAX_ITEMS:
@@ -111,10 +107,11 @@ def _config_lines(s: ConfigSection) -> list[str]:
         if keys:
             lines.append(f"{label}: ignored (unresolvable outside its app): {', '.join(keys)}")
     if s.changed:
-        lines += ["changed:", *_capped([f"{m.name}: {_value(m.a)} -> {_value(m.b)}" for m in s.changed])]
+        changed = [f"{m.name}: {show_value(m.a)} -> {show_value(m.b)}" for m in s.changed]
+        lines += ["changed:", *_capped(changed)]
     for label, keys in (("only in RUN_A", s.only_in_a), ("only in RUN_B", s.only_in_b)):
         if keys:
-            lines += [f"{label}:", *_capped([f"{k}: {_value(v)}" for k, v in keys.items()])]
+            lines += [f"{label}:", *_capped([f"{k}: {show_value(v)}" for k, v in keys.items()])]
     if s.overrides_a is not None and s.overrides_b is not None and s.overrides_a != s.overrides_b:
         only_a = [o for o in s.overrides_a if o not in s.overrides_b]
         only_b = [o for o in s.overrides_b if o not in s.overrides_a]
@@ -148,15 +145,15 @@ def _metrics_lines(s: MetricsSection) -> list[str]:
     if s.first is not None:
         lines.append(f"first differing row {s.first.row} (epoch {s.first.epoch}, step {s.first.step}):")
         for d in s.first.keys:
-            a = _value(d.a) + (f" ({d.a_decimal!r})" if d.a_decimal is not None else "")
-            b = _value(d.b) + (f" ({d.b_decimal!r})" if d.b_decimal is not None else "")
+            a = show_value(d.a) + (f" ({d.a_decimal!r})" if d.a_decimal is not None else "")
+            b = show_value(d.b) + (f" ({d.b_decimal!r})" if d.b_decimal is not None else "")
             lines.append(f"  {d.key}: {a} vs {b}")
     return lines
 
 
 def _environment_lines(s: EnvironmentSection) -> list[str]:
     lines = [
-        f"{m.name}: {_value(m.a)} -> {_value(m.b)}" + (" (decisive)" if m.name in s.decisive else "")
+        f"{m.name}: {show_value(m.a)} -> {show_value(m.b)}" + (" (decisive)" if m.name in s.decisive else "")
         for m in s.differing
     ]
     if s.bit_identity_expected is False:
@@ -249,7 +246,7 @@ def render_markdown(report: Report) -> str:
     ]
     if report.divergence is not None:
         d = report.divergence
-        out += ["", f"**Divergence** at step {d.step} (epoch {d.epoch}): {d.cause}", ""]
+        out += ["", f"**Divergence** at {d.where}", ""]
         out += [f"- {line}" for line in divergence_lines(d)[1:]]
     for name, section in report.sections.items():
         lines = detail_lines(section) if needs_details(section) else []

@@ -7,6 +7,7 @@ and ``verify`` / sweep summaries can hold many of these.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -223,12 +224,20 @@ def describe_tensor_diff(d: TensorDiff) -> str:
     return f"{d.name} ({', '.join(parts)})"
 
 
+def show_value(value: Any) -> str:
+    """A config or env value as a person writes it on the command line."""
+    return value if isinstance(value, str) else json.dumps(value, default=repr)
+
+
 def _jsonable(value: Any) -> Any:
-    """Strict JSON has no NaN/Infinity: write those as strings ("nan", "inf", "-inf")."""
+    """Strict JSON has no NaN/Infinity: write those as strings ("nan", "inf", "-inf"); values JSON has
+    no type for (a YAML date in a config) as :func:`show_value` shows them."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
-    return value
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return show_value(value)

@@ -379,6 +379,30 @@ def test_metrics_difference(twins: tuple[Path, Path]) -> None:
     assert (value.key, value.a_decimal, value.b_decimal) == ("test_loss", 95.0625, 95.5)
 
 
+def test_a_key_only_one_run_has_differs_even_when_the_other_value_is_null(twins: tuple[Path, Path]) -> None:
+    a, b = twins
+    fr.edit_jsonl(a, runs.METRICS, lambda rows: rows[0].update(val_loss=None))
+    fr.edit_json(b, runs.ENV, lambda env: env.pop("cuda"))  # null in RUN_A's env.json
+    report = compare_runs(a, b)
+    (value,) = report.sections["metrics"].first.keys
+    assert (value.key, value.a, value.b) == ("val_loss", None, "(absent)") and report.exit_code == 1
+    env = report.sections["environment"]
+    assert [(m.name, m.a, m.b) for m in env.differing] == [("cuda", None, "(absent)")]
+    fr.edit_jsonl(b, runs.METRICS, lambda rows: rows[0].update(val_loss=None))  # negative control
+    fr.edit_json(b, runs.ENV, lambda env: env.update(cuda=None))
+    assert compare_runs(a, b).exit_code == 0
+
+
+def test_json_report_writes_values_json_has_no_type_for(twins: tuple[Path, Path]) -> None:
+    import datetime
+
+    a, b = twins
+    for run, day in ((a, 1), (b, 2)):
+        runs.write_resolved_config(run, {**fr.default_config(), "started": datetime.date(2024, 1, day)})
+    tree = json.loads(json.dumps(compare_runs(a, b).to_dict()))  # strict JSON: no TypeError
+    assert tree["sections"]["config"]["changed"][0]["a"] == '"datetime.date(2024, 1, 1)"'
+
+
 def test_metrics_length(twins: tuple[Path, Path]) -> None:
     a, b = twins
     fr.edit_jsonl(b, runs.METRICS, lambda rows: rows.pop())
