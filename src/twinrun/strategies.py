@@ -186,6 +186,7 @@ def overrides(
         if _lookup(cfg, seed_key) is _MISSING:
             raise ValueError(f"{config_name} has no {seed_key!r} key: pass seed_key=None or the right key")
         parts[seed_key] = seeds().map(lambda s: f"{seed_key}={s}")
+    keys = None if keys is None else list(keys)  # read twice below: an iterator would be empty again
     leaves = leaf_overrides(cfg, keys, bounds)
     clash = sorted(set(parts) & set(keys if keys is not None else (bounds or {})))
     if clash:

@@ -123,10 +123,17 @@ def find_points(sweep_dir: Path) -> list[SweepPoint]:
         overrides = _read_yaml(overrides_file)
         if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
             raise VerifyError(f"{overrides_file}: expected a list of overrides")
-        hydra_cfg = _read_yaml(run_dir / HYDRA_DIR / "hydra.yaml") if (run_dir / HYDRA_DIR).is_dir() else {}
-        num = ((hydra_cfg or {}).get("hydra", {}).get("job", {}) or {}).get("num")
-        points.append(SweepPoint(num if isinstance(num, int) else -1, tuple(overrides), run_dir))
+        hydra_yaml = run_dir / HYDRA_DIR / "hydra.yaml"
+        num = _job_num(_read_yaml(hydra_yaml)) if hydra_yaml.is_file() else None
+        points.append(SweepPoint(-1 if num is None else num, tuple(overrides), run_dir))
     return sorted(points, key=lambda p: (p.num, str(p.run_dir)))
+
+
+def _job_num(hydra_cfg: Any) -> int | None:
+    """``hydra.job.num`` of a job's ``.hydra/hydra.yaml``; None where any level is missing or odd."""
+    for key in ("hydra", "job", "num"):
+        hydra_cfg = hydra_cfg.get(key) if isinstance(hydra_cfg, dict) else None
+    return hydra_cfg if isinstance(hydra_cfg, int) else None
 
 
 def _keyed(points: Sequence[SweepPoint]) -> dict[PointKey, SweepPoint]:

@@ -152,6 +152,17 @@ def check_overrides(overrides: Sequence[str]) -> list[str]:
     return list(overrides)
 
 
+def _stop(proc: subprocess.Popen[bytes], grace: float = 15.0) -> None:
+    """Stop a run: SIGTERM first, so that torchrun (and Hydra's launchers) can stop the workers they
+    started in sessions of their own, which a SIGKILL of the parent would leave running; then SIGKILL."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def hydra_quote(value: str) -> str:
     """A value as Hydra's override parser reads it back unchanged (quoted when it has to be)."""
     if _PLAIN_OVERRIDE_VALUE.match(value):
@@ -256,8 +267,7 @@ def run_once(
         try:
             _wait(proc, label, progress)
         except BaseException:  # Ctrl-C: do not leave the run behind
-            proc.kill()
-            proc.wait()
+            _stop(proc)
             raise
     seconds = time.perf_counter() - started
     record = RunRecord(run, run_dir, output, argv, run, seconds, proc.returncode)

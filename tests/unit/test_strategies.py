@@ -217,3 +217,9 @@ def test_overrides_restrict_groups_and_seed(tiny_conf: Path) -> None:
         overrides("app", groups={"opt": ["z"]}, seed_key=None, config_dir=tiny_conf)
     with pytest.raises(ValueError, match="seed_key=None"):
         overrides("app", config_dir=tiny_conf)
+
+
+def test_overrides_refuse_a_key_varied_twice_given_as_an_iterator() -> None:
+    for keys in (["seed"], iter(["seed"])):  # an iterator is read twice inside: it must not slip through
+        with pytest.raises(ValueError, match="keys varied twice: seed"):
+            overrides("vae_mnist", bounds={"seed": (0, 5)}, keys=keys)

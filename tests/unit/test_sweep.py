@@ -90,6 +90,15 @@ def test_points_are_found_at_any_subdir_and_ordered_by_job_number(tmp_path: Path
     assert points[0] == SweepPoint(0, ("lr=0.2", "model=a"), tmp_path / "lr=0.2" / "model=a")
 
 
+def test_a_missing_or_odd_hydra_yaml_gives_no_job_number(tmp_path: Path) -> None:
+    make_point(tmp_path, "a", ["x=1"], None)  # no hydra.yaml
+    odd = make_point(tmp_path, "b", ["x=2"], None)
+    (odd / ".hydra" / "hydra.yaml").write_text("hydra:\n")  # hydra: null
+    make_point(tmp_path, "c", ["x=3"], 0)
+    found = [(p.num, p.overrides) for p in find_points(tmp_path)]
+    assert found == [(-1, ("x=1",)), (-1, ("x=2",)), (0, ("x=3",))]
+
+
 def test_a_broken_overrides_file_is_unusable(tmp_path: Path) -> None:
     job = make_point(tmp_path, "0", ["a=1"], 0)
     (job / ".hydra" / "overrides.yaml").write_text("a: [1\n")

@@ -306,3 +306,21 @@ def test_cli_verify_is_registered() -> None:
     help_text = cli.build_parser().format_help()
     assert "verify" in help_text
     assert os.environ.get("TWINRUN_DEBUG") != "1"  # the one-line error paths above assume no debug mode
+
+
+@pytest.mark.parametrize(("handles_term", "exit_code"), [(True, 7), (False, -9)])
+def test_an_interrupted_run_gets_sigterm_first_then_sigkill(handles_term: bool, exit_code: int) -> None:
+    import subprocess
+
+    from twinrun.verify import _stop
+
+    # A child that exits 7 on SIGTERM (as torchrun does after stopping its workers), or ignores it.
+    handler = "lambda *_: sys.exit(7)" if handles_term else "signal.SIG_IGN"
+    code = (
+        f"import signal, sys, time; signal.signal(signal.SIGTERM, {handler}); "
+        "print(1, flush=True); time.sleep(60)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline()  # the handler is installed
+    _stop(proc, grace=1.0)
+    assert proc.returncode == exit_code
