@@ -171,29 +171,10 @@ def run_twins(
     return TwinResult(run_dirs, reports)
 
 
-@contextlib.contextmanager
-def preserved_hydra() -> Iterator[None]:
-    """Put ``GlobalHydra`` and ``HydraConfig`` back as they were, whatever the block did."""
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-
-    previous_hydra = GlobalHydra.instance().hydra
-    previous_cfg = HydraConfig.instance().cfg
-    try:
-        yield
-    finally:
-        # Look the instance up again: hydra's initialize_* context managers replace the GlobalHydra
-        # singleton object with a copy on exit, so an instance held from before may be stale.
-        global_hydra = GlobalHydra.instance()
-        global_hydra.clear()
-        if previous_hydra is not None:
-            global_hydra.initialize(previous_hydra)
-        HydraConfig.instance().cfg = previous_cfg
-
-
 @pytest.fixture(scope="session")
 def twinrun_compose(pytestconfig: pytest.Config) -> Callable[..., DictConfig]:
-    """``compose(config_name, overrides=(), config_dir=None)``; Hydra's singletons restored per call."""
+    """``compose(config_name, overrides=(), config_dir=None)``; Hydra's singletons restored per call
+    (:func:`twinrun.compose.compose_config` puts back any ``GlobalHydra`` it found)."""
     from twinrun.compose import compose_config
 
     configured = pytestconfig.getini("twinrun_config_dir")
@@ -202,8 +183,7 @@ def twinrun_compose(pytestconfig: pytest.Config) -> Callable[..., DictConfig]:
     def compose(
         config_name: str, overrides: Sequence[str] = (), config_dir: str | Path | None = None
     ) -> DictConfig:
-        with preserved_hydra():
-            return compose_config(config_name, overrides, config_dir or default_dir)
+        return compose_config(config_name, overrides, config_dir or default_dir)
 
     return compose
 
