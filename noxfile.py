@@ -274,7 +274,7 @@ def _verify_report(session: nox.Session) -> None:
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """Unit, repro and CLI tests on the CPU (``pytest -n auto``; arguments after -- go to pytest)."""
+    """The whole suite (``testpaths``) on the CPU: ``pytest -n auto``; arguments after -- go to pytest."""
     _install_project(session, "test")
     session.env["TWINRUN_DEVICE"] = "cpu"
     session.run("pytest", "-n", "auto", *session.posargs)
@@ -403,13 +403,6 @@ print(f"twinrun {twinrun.__version__} from {where} with conf/")
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """``python -m benchmarks`` when it has a __main__, else each benchmarks/bench_*.py (-- ARGS to each)."""
-    _install_project(session, "")
-    if (ROOT / "benchmarks" / "__main__.py").is_file():
-        session.run("python", "-m", "benchmarks", *session.posargs)
-        return
-    scripts = sorted((ROOT / "benchmarks").glob("bench_*.py"))
-    if not scripts:
-        session.error("bench: nothing to run (no benchmarks/__main__.py and no benchmarks/bench_*.py)")
-    for script in scripts:
-        session.run("python", str(script.relative_to(ROOT)), *session.posargs)
+    """``python -m benchmarks`` (-- ARGS to it); the test extra, since two parts run pytest."""
+    _install_project(session, "test")
+    session.run("python", "-m", "benchmarks", *session.posargs)

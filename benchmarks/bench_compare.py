@@ -130,13 +130,15 @@ def build(root: Path, size_mb: int, tensor_mb: int, all_differ: bool) -> dict[st
     return dirs
 
 
-def _run_child(command: list[str]) -> tuple[float, int, str]:
+def _run_child(command: list[str], ok: tuple[int, ...] = (0,)) -> tuple[float, int, str]:
     """Wall seconds, peak RSS in KiB (of that child alone) and stdout of one child process."""
     start = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     out = proc.stdout.read() if proc.stdout else ""
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode not in ok:  # its traceback went to stderr; an empty stdout would only confuse json
+        raise subprocess.CalledProcessError(proc.returncode, command)
     return time.perf_counter() - start, usage.ru_maxrss, out
 
 
@@ -146,7 +148,7 @@ def measure(approach: str, a: Path, b: Path, repeat: int) -> dict[str, object]:
     for _ in range(repeat):
         if approach == "cli":
             seconds, peak_kib, out = _run_child(
-                [sys.executable, "-m", "twinrun", "compare", str(a), str(b), "--json"]
+                [sys.executable, "-m", "twinrun", "compare", str(a), str(b), "--json"], ok=(0, 1)
             )
             row: dict[str, object] = {
                 "seconds": seconds,

@@ -112,6 +112,11 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
 
+def cycles(stamps: Sequence[float]) -> list[float]:
+    """The seconds between consecutive clock stamps (one loop iteration each)."""
+    return [b - a for a, b in itertools.pairwise(stamps)]
+
+
 def seconds(values: Sequence[float], digits: int = 2) -> str:
     """``"12.34 s (median of 3, min 11.90)"``; a single value is printed alone."""
     if len(values) == 1:
@@ -230,8 +235,8 @@ def timed_train_steps(app: str, cfg: Any, scratch: Path) -> tuple[TrainTiming, f
     stamps: list[float] = []
     hooks = Hooks(before_step=[lambda _context: stamps.append(time.perf_counter())])
     timing = timed_train(app, cfg, scratch, hooks=hooks)
-    cycles = [b - a for a, b in itertools.pairwise(stamps)]
-    return timing, (median(cycles) if cycles else timing.epoch)
+    steps = cycles(stamps)
+    return timing, (median(steps) if steps else timing.epoch)
 
 
 @contextlib.contextmanager
@@ -275,10 +280,5 @@ def timed_trace_class() -> type:
             start = time.perf_counter()
             super().flush()
             TimedTrace.flushes.append(time.perf_counter() - start)
-
-        @classmethod
-        def total(cls) -> float:
-            """Seconds in every timed call."""
-            return sum(cls.befores) + sum(cls.afters) + sum(cls.flushes)
 
     return TimedTrace

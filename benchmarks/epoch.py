@@ -19,9 +19,7 @@ a burst of load on a shared machine barely moves. twinrun's iterations are timed
 
 from __future__ import annotations
 
-import itertools
 import shutil
-import statistics
 import tempfile
 import time
 from collections.abc import Iterable
@@ -33,6 +31,7 @@ from benchmarks.common import (
     Context,
     cli_equivalent,
     compose,
+    cycles,
     median,
     ratio_text,
     rotated,
@@ -54,8 +53,8 @@ class LoopTiming:
 
     @staticmethod
     def from_stamps(total: float, stamps: list[float]) -> LoopTiming:
-        cycles = [b - a for a, b in itertools.pairwise(stamps)]
-        return LoopTiming(total, statistics.median(cycles) if cycles else total)
+        steps = cycles(stamps)
+        return LoopTiming(total, median(steps) if steps else total)
 
 
 def _model_and_optimizer(cfg: Any) -> tuple[Any, Any]:
@@ -127,7 +126,7 @@ def data_path_per_batch(loader: Iterable[Any]) -> float:
     stamps = [time.perf_counter()]
     for _ in loader:
         stamps.append(time.perf_counter())
-    return statistics.median([b - a for a, b in itertools.pairwise(stamps)])
+    return median(cycles(stamps))
 
 
 def idx_root_of(data_root: Path, train_samples: int) -> Path:

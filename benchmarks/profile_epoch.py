@@ -16,13 +16,20 @@ from __future__ import annotations
 
 import cProfile
 import io
-import itertools
 import pstats
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from benchmarks.common import Context, compose, median, patched_trace_recorder, timed_trace_class, timed_train
+from benchmarks.common import (
+    Context,
+    compose,
+    cycles,
+    median,
+    patched_trace_recorder,
+    timed_trace_class,
+    timed_train,
+)
 from benchmarks.table import Row
 
 
@@ -75,7 +82,7 @@ def instrumented_epoch(cfg: Any, ctx: Context) -> dict[str, float]:
     fetches = [f for loader in loaders for f in loader.fetches]
     return {
         "steps": len(fetches),
-        "step": 1000.0 * median([b - a for a, b in itertools.pairwise(stamps)]),
+        "step": 1000.0 * median(cycles(stamps)),
         "loader": 1000.0 * median(fetches),
         "trace_before": 1000.0 * median(trace_cls.befores),  # type: ignore[attr-defined]
         "trace_after": 1000.0 * median(trace_cls.afters),  # type: ignore[attr-defined]

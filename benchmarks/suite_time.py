@@ -71,9 +71,12 @@ def run(ctx: Context) -> list[Row]:
         f"{os.cpu_count()} workers), each a fresh pytest process; times include collection and xdist "
         "start-up. The suite's processes use torch's default thread count unless OMP_NUM_THREADS says."
     )
-    cmd = ctx.command("suite", f" --suite-args '{args}'")
-    serial = results["-n 0"][0]
+    cmd = ctx.command("suite", f" --suite-args {shlex.quote(args)}")
+    serial, serial_rc = results["-n 0"][:2]
     for label, _, _ in RUNS[1:]:
-        speedup = serial / results[label][0]
-        rows.append(Row(f"pytest {label} speed-up over -n 0", f"{speedup:.2f}x", "> 1x", speedup > 1.0, cmd))
+        seconds, rc = results[label][:2]
+        speedup = serial / seconds
+        # A failed run is no speed-up, however fast it failed.
+        met = speedup > 1.0 if serial_rc == rc == 0 else False
+        rows.append(Row(f"pytest {label} speed-up over -n 0", f"{speedup:.2f}x", "> 1x", met, cmd))
     return rows

@@ -18,15 +18,16 @@ after-effects), plus the block's flush time per step. The figures:
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections import defaultdict
 from typing import Any
 
 from benchmarks.common import (
+    APPS,
     Context,
     cli_equivalent,
     compose,
+    cycles,
     median,
     patched_trace_recorder,
     percent_text,
@@ -87,7 +88,7 @@ def _alternating_class() -> type:
 
 def run(ctx: Context) -> list[Row]:
     """Alternating traced/untraced blocks for both trainers."""
-    return [row for app in ("vae_mnist", "mnist_classifier") for row in _app_rows(ctx, app)]
+    return [row for app in APPS for row in _app_rows(ctx, app)]
 
 
 def _app_rows(ctx: Context, app: str) -> list[Row]:
@@ -127,8 +128,8 @@ def _app_rows(ctx: Context, app: str) -> list[Row]:
         if len(in_epochs) > 1 or 1 in in_epochs:
             return None
         # Iterations that begin and end in the block: the last step's ends in the flush or the next block.
-        cycles = [b[1] - a[1] for a, b in itertools.pairwise(stamps[step] for step in steps)]
-        return median(cycles[1:]) + flushed.get(block, 0.0) / BLOCK
+        iterations = cycles([stamps[step][1] for step in steps])
+        return median(iterations[1:]) + flushed.get(block, 0.0) / BLOCK
 
     ratios, direct, on_steps, off_steps, own_steps = [], [], [], [], []
     for pair in range(len(stamps) // (2 * BLOCK)):

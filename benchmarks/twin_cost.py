@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import Context, cli_equivalent, compose, median, train_function
+from benchmarks.common import APPS, Context, cli_equivalent, compose, median, train_function
 from benchmarks.table import Row
 
 TARGET_SECONDS = 1.5  # tests/variants.py: "Small enough for a twin check in about a second"
@@ -53,7 +53,7 @@ def one_check(app: str, cfg: Any, scratch: Path) -> tuple[float, float, bool]:
 def run(ctx: Context) -> list[Row]:
     rows: list[Row] = []
     size = _test_size()
-    for app in ("vae_mnist", "mnist_classifier"):
+    for app in APPS:
         overrides = [*size, f"data.root={ctx.data_root}"]
         cfg = compose(app, overrides)
         one_check(app, cfg, ctx.scratch)  # warm-up, untimed
