@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from typing import Any
 
 from twinrun import runs
 from twinrun.compare_sections import (
@@ -111,6 +112,18 @@ def _manifest_note(a: RunDir, b: RunDir, weights_identical: bool) -> str | None:
 FIRST_TRACE_FORMAT = "twinrun-trace/1"  # what env.json files without a trace_format key mean
 
 
+def _trace_rows(run: RunDir) -> list[dict[str, Any]]:
+    """``trace.jsonl``'s rows (``read_jsonl`` checks they are objects), their rng and params objects too."""
+    rows = read_jsonl(run, runs.TRACE)
+    for line, row in enumerate(rows, start=1):
+        if any(not isinstance(row.get(key, {}), dict) for key in ("rng", "params")):
+            raise UnusableRunError(
+                f"{run.show(runs.TRACE)} line {line} is not a trace row (its rng and params must be "
+                "objects); regenerate it by re-running the training"
+            )
+    return rows
+
+
 def compare_traces(
     a: RunDir, b: RunDir, config: ConfigSection, environment: EnvironmentSection
 ) -> tuple[TraceSection, Divergence | None]:
@@ -125,7 +138,7 @@ def compare_traces(
             "train the older run again with this twinrun to compare traces"
         )
         return TraceSection(status=NOT_COMPARED, summary=summary), None
-    rows_a, rows_b = read_jsonl(a, runs.TRACE), read_jsonl(b, runs.TRACE)
+    rows_a, rows_b = _trace_rows(a), _trace_rows(b)
     changes = config_changes(config)
     divergence = find_divergence(rows_a, rows_b, config_differs=bool(changes), config_keys=changes)
     return trace_section(rows_a, rows_b, divergence), divergence

@@ -198,10 +198,11 @@ def compare_environments(a: RunDir, b: RunDir) -> EnvironmentSection:
         sec.summary += "; cannot tell whether bit-identity is expected"
         return sec
     ea, eb = read_json(a, runs.ENV), read_json(b, runs.ENV)
-    if not isinstance(ea, dict) or not isinstance(eb, dict):
-        raise UnusableRunError(
-            f"{runs.ENV} must hold a JSON object; regenerate it by re-running the training"
-        )
+    for run, env in ((a, ea), (b, eb)):
+        if not isinstance(env, dict):
+            raise UnusableRunError(
+                f"{run.show(runs.ENV)} must hold a JSON object; regenerate it by re-running the training"
+            )
     fa, fb = flatten(ea), flatten(eb)
     sec.differing = [Mismatch(k, fa.get(k, ABSENT), fb.get(k, ABSENT)) for k in differing_keys(fa, fb)]
     sec.decisive = [m.name for m in sec.differing if _decisive(m.name)]

@@ -30,6 +30,9 @@ class ConfigError(TwinrunError, ValueError):
     """A configuration value that cannot be used; the message says what to do instead."""
 
 
+SEED_MAX = 2**32 - 1  # seeds are what numpy's legacy seeding accepts: [0, 2**32 - 1]
+
+
 def config_dir() -> Path:
     """The directory holding ``vae_mnist.yaml`` and friends.
 
@@ -99,7 +102,7 @@ def check_seed(seed: Any) -> int | None:
     """Validate ``cfg.seed``: an int in [0, 2**32 - 1] (0 included) or ``None`` (draw one)."""
     if seed is None:
         return None
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**32 - 1:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
         raise ConfigError(f"seed={seed!r} is not usable: give an integer in [0, 4294967295] or seed=null")
     return seed
 

@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from twinrun.config import SEED_MAX
+
 log = logging.getLogger(__name__)
 
-SEED_MAX = 2**32 - 1
 # cuBLAS needs a fixed workspace to be deterministic; it must be in the environment before CUDA
 # initialises, so it is set as soon as twinrun.determinism is imported (a user's value wins).
 CUBLAS_WORKSPACE = ":4096:8"

@@ -123,7 +123,7 @@ def rank_sums(world: World, values: Sequence[float], device: torch.device) -> li
     local = torch.tensor(list(values), dtype=torch.float64, device=device)
     gathered = [torch.empty_like(local) for _ in range(world.size)]
     dist.all_gather(gathered, local)
-    rows = [t.cpu().tolist() for t in gathered]
+    rows = torch.stack(gathered).cpu().tolist()  # one copy to the host, rows in rank order
     return [sum((row[i] for row in rows), 0.0) for i in range(len(values))]
 
 

@@ -29,9 +29,9 @@ import hypothesis
 from hypothesis import strategies as st
 
 from twinrun.compose import compose_config, group_options
+from twinrun.config import SEED_MAX
 
 SEED_MIN = 0
-SEED_MAX = 2**32 - 1
 Bounds = Mapping[str, tuple[float, float]]
 F = TypeVar("F", bound=Callable[..., Any])
 _MISSING = object()

@@ -486,6 +486,15 @@ def test_shorter_trace_diverges_by_length(twins: tuple[Path, Path]) -> None:
     assert "RUN_B's trace ends after step 5" in div.detail
 
 
+@pytest.mark.parametrize("bad_row", [[1, 2], {"step": 1, "rng": [1]}, {"step": 1, "params": "x"}])
+def test_an_odd_trace_row_is_unusable_input(twins: tuple[Path, Path], bad_row) -> None:
+    a, b = twins
+    fr.edit_jsonl(b, runs.TRACE, lambda rows: rows.__setitem__(1, bad_row))
+    unusable = r"run_b/trace.jsonl line 2(: expected a JSON object| is not a trace row)"
+    with pytest.raises(UnusableRunError, match=unusable):
+        compare_runs(a, b)
+
+
 def test_one_trace_missing_gives_no_divergence(twins: tuple[Path, Path]) -> None:
     a, b = twins
     (a / runs.TRACE).unlink()
