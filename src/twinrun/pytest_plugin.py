@@ -95,7 +95,11 @@ class TwinResult:
     @property
     def report(self) -> Report:
         """The first report that differs, else the first one."""
-        return next((r for r in self.reports if r.exit_code != 0), self.reports[0])
+        from twinrun.report_model import shown_report
+
+        shown = shown_report(self.reports)
+        assert shown is not None, "twinrun_twins makes at least two runs"
+        return shown
 
     @property
     def identical(self) -> bool:

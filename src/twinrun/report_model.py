@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -222,6 +223,12 @@ def describe_tensor_diff(d: TensorDiff) -> str:
     if d.nan_mismatches:
         parts.append(f"{d.nan_mismatches} NaN on one side only")
     return f"{d.name} ({', '.join(parts)})"
+
+
+def shown_report(reports: Iterable[Report]) -> Report | None:
+    """The report shown in full among several: the first that differs, else the first (None: none)."""
+    listed = list(reports)
+    return next((r for r in listed if r.exit_code), listed[0] if listed else None)
 
 
 def show_value(value: Any) -> str:

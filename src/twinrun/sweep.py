@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from twinrun.report_model import DIFFERENT, IDENTICAL, Report
+from twinrun.report_model import DIFFERENT, IDENTICAL, Report, shown_report
 from twinrun.verify import AppCommand, RunRecord, VerifyError, launch_runs
 
 SWEEP_FORMAT = "twinrun-sweep/1"
@@ -61,15 +61,12 @@ class PointResult:
     @property
     def report(self) -> Report | None:
         """The first pair that differs, else the first pair (None when the point is missing somewhere)."""
-        reports = list(self.pairs.values())
-        return next((r for r in reports if r.exit_code), reports[0] if reports else None)
+        return shown_report(self.pairs.values())
 
     def differs_in(self) -> list[str]:
         """Sections that decide the verdict and differ, in the shown pair."""
         report = self.report
-        if report is None or not report.exit_code:
-            return []
-        return report.differing_sections
+        return report.differing_sections if report is not None else []
 
     def first_divergence(self) -> str:
         """The summary column: where the point's runs part (step and cause) or what differs."""

@@ -88,7 +88,11 @@ class VerifyResult:
     @property
     def report(self) -> Report:
         """The first pair that differs, else the first pair: the one shown in full."""
-        return next((r for r in self.pairs.values() if r.exit_code), next(iter(self.pairs.values())))
+        from twinrun.report_model import shown_report
+
+        shown = shown_report(self.pairs.values())
+        assert shown is not None, "a verify result always has a pair"
+        return shown
 
     @property
     def run_dirs(self) -> list[Path]:

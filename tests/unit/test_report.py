@@ -19,6 +19,7 @@ from twinrun.report_model import (
     Report,
     TensorDiff,
     WeightsSection,
+    shown_report,
 )
 
 
@@ -112,3 +113,9 @@ def test_divergence_without_parameter() -> None:
     div = Divergence(step=4, epoch=1, cause="length", detail="RUN_B's trace ends after step 3")
     text = render_text(Report("a", "b", {}, div))
     assert "step 4 (epoch 1), cause: length" in text and "first differing parameter: none" in text
+
+
+def test_shown_report_is_the_first_that_differs(identical: Report, different: Report) -> None:
+    assert shown_report([identical, different, identical]) is different
+    assert shown_report([identical, identical]) is identical  # none differs: the first
+    assert shown_report([]) is None
