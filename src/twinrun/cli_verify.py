@@ -14,7 +14,7 @@ import sys
 from typing import Any, NoReturn
 
 from twinrun.report_model import DIFFERENT, IDENTICAL, Report
-from twinrun.verify import VerifyError, VerifyResult, verify_app
+from twinrun.verify import VerifyError, VerifyResult, pairs_list, run_dict, verify_app
 
 
 class _TrailingOptions(argparse.ArgumentParser):
@@ -135,20 +135,8 @@ def render(result: VerifyResult, fmt: str = "text") -> str:
         tree["verify"] = {
             "app": result.app.app,
             "workdir": str(result.workdir),
-            "runs": [
-                {
-                    "run_dir": str(r.run_dir),
-                    "output": str(r.output),
-                    "command": r.command,
-                    "pythonhashseed": r.hash_seed,
-                    "seconds": round(r.seconds, 3),
-                }
-                for r in result.runs
-            ],
-            "pairs": [
-                {"a": i, "b": j, "verdict": r.verdict, "exit_code": r.exit_code}
-                for (i, j), r in result.pairs.items()
-            ],
+            "runs": [run_dict(r) for r in result.runs],
+            "pairs": pairs_list(result.pairs),
         }
         return json.dumps(tree, indent=2) + "\n"
     verdict = IDENTICAL if result.identical else DIFFERENT

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 import yaml
 
 from twinrun.report_model import DIFFERENT, IDENTICAL, Report, shown_report
-from twinrun.verify import AppCommand, RunRecord, VerifyError, launch_runs
+from twinrun.verify import AppCommand, RunRecord, VerifyError, launch_runs, pairs_list, run_dict
 
 SWEEP_FORMAT = "twinrun-sweep/1"
 HYDRA_DIR = ".hydra"
@@ -229,16 +229,7 @@ def to_dict(result: SweepResult) -> dict[str, Any]:
         "app": result.app.app,
         "workdir": str(result.workdir),
         "launcher": result.launcher,
-        "sweeps": [
-            {
-                "sweep_dir": str(r.run_dir),
-                "output": str(r.output),
-                "command": r.command,
-                "pythonhashseed": r.hash_seed,
-                "seconds": round(r.seconds, 3),
-            }
-            for r in result.sweeps
-        ],
+        "sweeps": [run_dict(r, "sweep_dir") for r in result.sweeps],
         "points": [_point_dict(p) for p in result.points],
         "report": report.to_dict() if report is not None else None,
     }
@@ -258,10 +249,7 @@ def _point_dict(point: PointResult) -> dict[str, Any]:
         "first_divergence": None
         if divergence is None
         else {"step": divergence.step, "epoch": divergence.epoch, "cause": divergence.cause},
-        "pairs": [
-            {"a": i, "b": j, "verdict": r.verdict, "exit_code": r.exit_code}
-            for (i, j), r in point.pairs.items()
-        ],
+        "pairs": pairs_list(point.pairs),
     }
 
 

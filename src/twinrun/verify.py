@@ -21,12 +21,12 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from twinrun.errors import TwinrunError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from twinrun.report_model import Report
 
@@ -97,6 +97,22 @@ class VerifyResult:
     @property
     def run_dirs(self) -> list[Path]:
         return [run.run_dir for run in self.runs]
+
+
+def run_dict(record: RunRecord, dir_key: str = "run_dir") -> dict[str, Any]:
+    """One run (or sweep) of a JSON report: where it wrote, its output, command and seed, its time."""
+    return {
+        dir_key: str(record.run_dir),
+        "output": str(record.output),
+        "command": record.command,
+        "pythonhashseed": record.hash_seed,
+        "seconds": round(record.seconds, 3),
+    }
+
+
+def pairs_list(pairs: Mapping[tuple[int, int], Report]) -> list[dict[str, Any]]:
+    """Every compared pair of a JSON report: its run numbers, verdict and exit code."""
+    return [{"a": i, "b": j, "verdict": r.verdict, "exit_code": r.exit_code} for (i, j), r in pairs.items()]
 
 
 def _module_command(target: str, app: str) -> tuple[str, ...]:
