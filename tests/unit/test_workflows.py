@@ -194,17 +194,35 @@ def test_nightly_runs_the_deep_hypothesis_profile() -> None:
     )
 
 
+def test_matrix_combinations_expand_include_and_exclude() -> None:
+    strategy = {
+        "matrix": {
+            "python": ["3.10", "3.11"],
+            "torch": ["2.2", "2.4"],
+            "exclude": [{"python": "3.10", "torch": "2.4"}],
+            "include": [{"python": "3.12", "torch": "2.4"}],
+        }
+    }
+    combos = [(c["python"], c["torch"]) for c in matrix_combinations(strategy)]
+    assert sorted(combos) == [("3.10", "2.2"), ("3.11", "2.2"), ("3.11", "2.4"), ("3.12", "2.4")]
+    assert list(matrix_combinations(None)) == [{}]
+
+
 @needs_nox
 def test_matrices_stay_inside_what_the_project_supports() -> None:
     """Workflow Pythons are noxfile's PYTHONS; repro torch versions have a torchvision pairing."""
     noxfile = load_noxfile()
     pythons = set(noxfile.PYTHONS)
+    checked = {"python": 0, "torch": 0}
     for path in WORKFLOWS:
         for job_id, job in load_workflow(path)["jobs"].items():
             for combo in matrix_combinations(job.get("strategy")):
                 if "python" in combo:
                     assert combo["python"] in pythons, (path.name, job_id, combo)
+                    checked["python"] += 1
                 if "torch" in combo:
                     assert combo["torch"] in noxfile.TORCHVISION_FOR, (path.name, job_id, combo)
+                    checked["torch"] += 1
+    assert checked["python"] > 0 and checked["torch"] > 0  # the loops above saw real matrix cells
     requires = re.search(r'requires-python\s*=\s*">=\s*([\d.]+)"', (ROOT / "pyproject.toml").read_text())
     assert requires and requires.group(1) == min(pythons, key=lambda v: tuple(map(int, v.split("."))))
