@@ -7,7 +7,7 @@ Builds two runs whose ``weights.safetensors`` hold ``--size-mb`` MiB of float32 
 state dicts saved course-style with ``torch.save`` (``trained_model.pt``). Each measurement runs in a
 fresh child process, so that its peak RSS (``ru_maxrss``) is its own:
 
-* ``twinrun compare_runs``  -- ``twinrun.compare.compare_runs(A, B)`` inside the child;
+* ``twinrun compare_runs``  -- ``twinrun.compare.runs.compare_runs(A, B)`` inside the child;
 * ``twinrun CLI``           -- ``python -m twinrun compare A B --json`` end to end (start-up included;
   RSS there is the whole process's peak, not an increase);
 * ``course torch.load``     -- ``torch.load`` both files fully, ``zip`` the tensors, ``torch.allclose``.
@@ -56,7 +56,7 @@ def _reset_peak_rss() -> bool:
 def _approach(approach: str, a: Path, b: Path) -> str:
     import torch
 
-    from twinrun.compare import compare_runs
+    from twinrun.compare.runs import compare_runs
 
     if approach == "twinrun":
         return compare_runs(a, b).verdict
@@ -100,7 +100,7 @@ def _tensors(size_mb: float, tensor_mb: int, seed: int) -> dict[str, object]:
 def _write(path: Path, tensors: dict[str, object]) -> None:
     import torch
 
-    from twinrun import runs
+    from twinrun.record import runs
 
     path.mkdir(parents=True)
     runs.write_weights(path, tensors)

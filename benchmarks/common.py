@@ -22,7 +22,7 @@ from typing import Any
 APPS = ("vae_mnist", "mnist_classifier")
 CLI_NAMES = {"vae_mnist": "vae-mnist", "mnist_classifier": "mnist-classifier"}
 DEFAULT_SUITE_ARGS = ("tests/unit", "tests/repro", "-q", "-p", "no:randomly")
-QUICK_SUITE_ARGS = ("tests/unit/test_config.py", "tests/unit/test_trace.py", "-q", "-p", "no:randomly")
+QUICK_SUITE_ARGS = ("tests/unit/test_config.py", "tests/unit/record/test_trace.py", "-q", "-p", "no:randomly")
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ def rotated(items: Sequence[Any], rep: int) -> list[Any]:
 
 def compose(app: str, overrides: Sequence[str]) -> Any:
     """``app``'s config with ``overrides`` applied (Hydra compose, no output directory)."""
-    from twinrun.compose import compose_config
+    from twinrun.testing.compose import compose_config
 
     return compose_config(app, list(overrides))
 
@@ -166,7 +166,7 @@ def cli_equivalent(app: str, overrides: Sequence[str]) -> str:
 
 
 def train_function(app: str) -> Callable[..., Any]:
-    from twinrun.apps import mnist_classifier, vae_mnist
+    from twinrun.trainers.apps import mnist_classifier, vae_mnist
 
     return {"vae_mnist": vae_mnist.train, "mnist_classifier": mnist_classifier.train}[app]
 
@@ -186,7 +186,7 @@ def logged_epoch_seconds() -> Iterator[list[float]]:
             if isinstance(record.msg, str) and record.msg.startswith("epoch ") and record.args:
                 found.append(float(record.args[-1]))  # type: ignore[index]
 
-    logger = logging.getLogger("twinrun.training")
+    logger = logging.getLogger("twinrun.trainers.loop")
     handler = _Grab(level=logging.INFO)
     logger.addHandler(handler)
     try:
@@ -230,7 +230,7 @@ def timed_train_steps(app: str, cfg: Any, scratch: Path) -> tuple[TrainTiming, f
     iteration (fetch, step, trace, progress bar). Its median hardly moves when other jobs' load
     comes in bursts, unlike the epoch's total.
     """
-    from twinrun.training import Hooks
+    from twinrun.trainers.loop import Hooks
 
     stamps: list[float] = []
     hooks = Hooks(before_step=[lambda _context: stamps.append(time.perf_counter())])
@@ -242,14 +242,14 @@ def timed_train_steps(app: str, cfg: Any, scratch: Path) -> tuple[TrainTiming, f
 @contextlib.contextmanager
 def patched_trace_recorder(cls: type) -> Iterator[None]:
     """Make ``fit`` build ``cls`` instead of ``TraceRecorder`` (this process only, for the block)."""
-    import twinrun.training
+    import twinrun.trainers.loop
 
-    original = twinrun.training.TraceRecorder
-    twinrun.training.TraceRecorder = cls  # type: ignore[misc]
+    original = twinrun.trainers.loop.TraceRecorder
+    twinrun.trainers.loop.TraceRecorder = cls  # type: ignore[misc]
     try:
         yield
     finally:
-        twinrun.training.TraceRecorder = original  # type: ignore[misc]
+        twinrun.trainers.loop.TraceRecorder = original  # type: ignore[misc]
 
 
 def timed_trace_class() -> type:
@@ -258,7 +258,7 @@ def timed_trace_class() -> type:
     Two ``perf_counter`` calls per timed call (about 0.1 us each) are the only difference from the
     shipped recorder; they count as trace time wherever the class is used.
     """
-    from twinrun.trace import TraceRecorder
+    from twinrun.record.trace import TraceRecorder
 
     class TimedTrace(TraceRecorder):
         befores: list[float] = []  # noqa: RUF012 - one fresh class per call of timed_trace_class

@@ -60,7 +60,7 @@ class LoopTiming:
 def _model_and_optimizer(cfg: Any) -> tuple[Any, Any]:
     import hydra.utils
 
-    from twinrun.determinism import enable_deterministic_mode, seed_everything
+    from twinrun.record.determinism import enable_deterministic_mode, seed_everything
 
     # The same switches and seeding fit applies, so the three loops run the same kernels.
     enable_deterministic_mode(bool(cfg.get("deterministic", True)))
@@ -73,7 +73,7 @@ def _model_and_optimizer(cfg: Any) -> tuple[Any, Any]:
 
 def _train_loop(cfg: Any, batches: Iterable[tuple[Any, Any]], max_batches: int | None) -> LoopTiming:
     """The step every variant shares, over ``batches``; the clock is read where fit's hook reads it."""
-    from twinrun.objectives import VAEObjective
+    from twinrun.trainers.objectives import VAEObjective
 
     model, optimizer = _model_and_optimizer(cfg)
     objective, total, stamps = VAEObjective(), 0.0, []
@@ -155,7 +155,7 @@ def run(ctx: Context) -> list[Row]:
     """Time the three loops side by side, ``epoch_repeat`` rounds in rotating order."""
     import torch
 
-    from twinrun.data import load_datasets, make_loader
+    from twinrun.trainers.data import load_datasets, make_loader
 
     s = ctx.sizes
     overrides = [

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
-from twinrun.synthetic import write_idx_images, write_idx_labels
+from twinrun.trainers.synthetic import write_idx_images, write_idx_labels
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist-t10k"
 TRAIN_COUNT = 8000

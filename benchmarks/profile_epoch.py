@@ -65,8 +65,8 @@ class _TimedIterable:
 
 def instrumented_epoch(cfg: Any, ctx: Context) -> dict[str, float]:
     """Median milliseconds per step of one real ``fit`` epoch: iteration, loader, trace before/after."""
-    from twinrun.data import make_loader
-    from twinrun.training import Hooks
+    from twinrun.trainers.data import make_loader
+    from twinrun.trainers.loop import Hooks
 
     loaders: list[_TimedIterable] = []
     stamps: list[float] = []
@@ -104,9 +104,9 @@ def isolated_costs(cfg: Any, batch_size: int) -> dict[str, float]:
     import torch
     from tqdm import tqdm
 
-    from twinrun.data import load_datasets, make_loader
-    from twinrun.rng_state import rng_snapshot, snapshot_digests
-    from twinrun.trace import ParamFingerprints, batch_digest
+    from twinrun.record.rng_state import rng_snapshot, snapshot_digests
+    from twinrun.record.trace import ParamFingerprints, batch_digest
+    from twinrun.trainers.data import load_datasets, make_loader
 
     model = hydra.utils.instantiate(cfg.model)
     split = load_datasets(cfg.data).train
@@ -158,8 +158,8 @@ _PROFILE_PIECES: Sequence[tuple[str, str, str, str]] = (
 
 def profiled_epoch(cfg: Any, ctx: Context) -> tuple[dict[str, float], str, int]:
     """cProfile of one ``fit`` epoch loop: per-step ms of the named pieces, and the top functions."""
-    from twinrun.data import make_loader
-    from twinrun.training import Hooks
+    from twinrun.trainers.data import make_loader
+    from twinrun.trainers.loop import Hooks
 
     profiler = cProfile.Profile()
     loaders: list[_TimedIterable] = []
@@ -199,7 +199,7 @@ def run(ctx: Context, epoch_overrides: Sequence[str], missed: bool) -> list[Row]
 
     import torch
 
-    from twinrun.data import load_datasets
+    from twinrun.trainers.data import load_datasets
 
     split = load_datasets(cfg.data).train
     order = torch.randperm(len(split), generator=torch.Generator().manual_seed(int(cfg.seed)))

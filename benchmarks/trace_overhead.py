@@ -50,7 +50,7 @@ def _traced(block: int) -> bool:
 
 
 def _alternating_class() -> type:
-    from twinrun.trace import TraceRecorder
+    from twinrun.record.trace import TraceRecorder
 
     class Alternating(TraceRecorder):
         """The real recorder in traced blocks, nothing at all in the others; own seconds per block."""
@@ -92,7 +92,7 @@ def run(ctx: Context) -> list[Row]:
 
 
 def _app_rows(ctx: Context, app: str) -> list[Row]:
-    from twinrun.training import Hooks
+    from twinrun.trainers.loop import Hooks
 
     s = ctx.sizes
     batch = int(compose(app, []).training.batch_size)

@@ -1,6 +1,6 @@
 """Figure 3: what one twin check costs per trainer at the suite's test size.
 
-Uses the suite's own machinery: ``twinrun.pytest_plugin.run_twins(train, cfg, base_dir)`` with the
+Uses the suite's own machinery: ``twinrun.testing.pytest_plugin.run_twins(train, cfg, base_dir)`` with the
 config the repro tests compose (``tests/variants.py`` ``TEST_SIZE``). ``train`` is wrapped to time each
 twin's ``train(cfg, run_dir)`` wall (config checks, data load, model, 2 epochs, evaluation, every
 artifact); the rest of ``run_twins`` is RNG scrambling/restoring and ``compare_runs``. One untimed
@@ -29,7 +29,7 @@ def _test_size() -> tuple[str, ...]:
 
 def one_check(app: str, cfg: Any, scratch: Path) -> tuple[float, float, bool]:
     """(seconds in both twins' train, seconds of the whole check, identical?) for one twin check."""
-    from twinrun.pytest_plugin import run_twins
+    from twinrun.testing.pytest_plugin import run_twins
 
     train = train_function(app)
     train_seconds: list[float] = []

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import hydra.utils
 
-from twinrun.apps import mnist_classifier, vae_mnist
-from twinrun.compose import compose_config, group_options
-from twinrun.objectives import ClassifierObjective, VAEObjective
+from twinrun.testing.compose import compose_config, group_options
+from twinrun.trainers.apps import mnist_classifier, vae_mnist
+from twinrun.trainers.objectives import ClassifierObjective, VAEObjective
 
 # The device the suite trains on: cpu, or cuda under `nox -s repro-cuda` (which sets TWINRUN_DEVICE).
 DEVICE = os.environ.get("TWINRUN_DEVICE", "cpu")

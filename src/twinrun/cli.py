@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from twinrun import __version__
-from twinrun.cli_verify import add_parser as add_verify_parser
 from twinrun.errors import TwinrunError
+from twinrun.verify.cli import add_parser as add_verify_parser
 
 PROG = "twinrun"
 EXIT_UNUSABLE = 2
@@ -65,8 +65,8 @@ def add_compare_parser(subparsers: Subparsers) -> None:
 
 def run_compare(args: argparse.Namespace) -> int:
     """Handler of ``twinrun compare``: print the report, return its exit code."""
-    from twinrun.compare import compare_runs
-    from twinrun.report import render_json, render_markdown, render_text
+    from twinrun.compare.report import render_json, render_markdown, render_text
+    from twinrun.compare.runs import compare_runs
 
     report = compare_runs(
         args.run_a, args.run_b, atol=args.atol, rtol=args.rtol, trust_pickle=args.trust_pickle

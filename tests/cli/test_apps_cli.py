@@ -6,7 +6,7 @@ import hashlib
 
 import yaml
 
-from twinrun import runs
+from twinrun.record import runs
 
 SMALL = [
     "data=synthetic",

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from tests.helpers import fake_runs as fr
-from twinrun import cli, runs
+from twinrun import cli
+from twinrun.record import runs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -221,7 +222,7 @@ def test_legacy_state_dicts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 
 def test_unexpected_error_is_one_line_in_a_real_process(twins: tuple[Path, Path]) -> None:
     code = (
-        "import sys, twinrun.compare as c\n"
+        "import sys, twinrun.compare.runs as c\n"
         "def boom(*a, **k): raise RuntimeError('boom\\nsecond line')\n"
         "c.compare_runs = boom\n"
         "from twinrun.cli import main\n"
@@ -255,12 +256,12 @@ def test_main_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
 def test_main_catches_unexpected_errors(
     twins: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import twinrun.compare
+    import twinrun.compare.runs
 
     def boom(*args: object, **kwargs: object) -> None:
         raise KeyError("nope")
 
-    monkeypatch.setattr(twinrun.compare, "compare_runs", boom)
+    monkeypatch.setattr(twinrun.compare.runs, "compare_runs", boom)
     monkeypatch.delenv("TWINRUN_DEBUG", raising=False)
     assert cli.main(["compare", *map(str, twins)]) == 2
     assert capsys.readouterr().err.startswith("twinrun compare: error: unexpected KeyError: 'nope'; rerun")

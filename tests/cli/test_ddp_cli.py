@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from twinrun.compare import compare_runs
+from twinrun.compare.runs import compare_runs
 
 TINY = [
     "data=synthetic",
@@ -33,11 +33,11 @@ import secrets
 
 import hydra
 
-from twinrun.apps import vae_mnist
-from twinrun.apps.shell import run_under_hydra
+from twinrun.trainers.apps import vae_mnist
+from twinrun.trainers.apps.shell import run_under_hydra
 from twinrun.config import config_dir
-from twinrun.data import make_loader
-from twinrun.training import Hooks
+from twinrun.trainers.data import make_loader
+from twinrun.trainers.loop import Hooks
 
 
 def unseeded_loader(split, batch_size, *, seed, **kwargs):
@@ -59,11 +59,11 @@ if __name__ == "__main__":
 
 # The bug under test: each rank keeps the batch-norm statistics of its own last batch.
 UNSYNCED_BUFFERS_APP = """\
-from twinrun import distributed
+from twinrun.trainers import distributed
 
 distributed.sync_buffers = lambda world, model: None
 
-from twinrun.apps.mnist_classifier import main
+from twinrun.trainers.apps.mnist_classifier import main
 
 if __name__ == "__main__":
     main()
@@ -159,7 +159,7 @@ def test_torchrun_runs_an_app_module_directly(tmp_path: Path, twinrun_data_root:
     done = run(
         *torchrun,
         "-m",
-        "twinrun.apps.vae_mnist",
+        "twinrun.trainers.apps.vae_mnist",
         *TINY,
         f"hydra.run.dir={run_dir}",
         cwd=tmp_path,
@@ -178,7 +178,7 @@ def test_ddp_stop_and_resume_matches_an_uninterrupted_run(tmp_path: Path, twinru
     # The classifier: its batch-norm buffers are synchronised across ranks, and must be restored too.
     # TINY gives each rank 2 batches per epoch: step 3 is the first batch of epoch 2, mid-epoch.
     torchrun = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
-    common = [*torchrun, "-m", "twinrun.apps.mnist_classifier", *TINY, "model=cnn_small"]
+    common = [*torchrun, "-m", "twinrun.trainers.apps.mnist_classifier", *TINY, "model=cnn_small"]
     full, first, resumed = tmp_path / "full", tmp_path / "first", tmp_path / "resumed"
     for extra in (
         [f"hydra.run.dir={full}"],

@@ -8,7 +8,7 @@ import subprocess
 import time
 
 from tests.cli.conftest import console_script
-from twinrun.compare import compare_runs
+from twinrun.compare.runs import compare_runs
 
 ARGS = [
     "data=synthetic",

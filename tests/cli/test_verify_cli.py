@@ -28,7 +28,7 @@ import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 
-from twinrun import runs
+from twinrun.record import runs
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")

@@ -1,4 +1,4 @@
-"""Fake run directories written with :mod:`twinrun.runs`' own writers: no trainer needed.
+"""Fake run directories written with :mod:`twinrun.record.runs`' own writers: no trainer needed.
 
 ``make_run(path)`` writes a small but complete run (weights + manifest, resolved config, Hydra's record,
 job log, metrics, trace, env). Two calls with the same arguments give twin runs that differ only where
@@ -20,7 +20,7 @@ import yaml
 from safetensors.torch import load_file
 from torch import nn
 
-from twinrun import runs
+from twinrun.record import runs
 
 LOG_NAME = "vae_mnist"
 PARAMS = ("encoder.weight", "encoder.bias", "decoder.weight")
@@ -128,7 +128,7 @@ def log_text(run_dir: Path, jitter: int, epochs: int = 2) -> str:
 
     def stamp(i: int) -> str:
         when = f"2026-11-27 23:{50 + jitter % 9:02d}:{i:02d},{rnd.randrange(1000):03d}"
-        return f"[{when}][twinrun.training][INFO] - "
+        return f"[{when}][twinrun.trainers.loop][INFO] - "
 
     lines = [f"run directory: {run_dir}", "seed 0, device cpu, deterministic mode on"]
     for epoch in range(1, epochs + 1):

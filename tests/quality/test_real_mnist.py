@@ -12,7 +12,7 @@ import pytest
 
 from benchmarks import mnist_t10k
 from tests.variants import APPS_BY_NAME
-from twinrun.compose import compose_config
+from twinrun.testing.compose import compose_config
 
 
 def final_metrics(run_dir) -> dict:

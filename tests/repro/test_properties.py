@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.variants import APPS_BY_NAME
-from twinrun.strategies import batch_sizes_not_dividing, seed_edge_examples, seeds
+from twinrun.testing.strategies import batch_sizes_not_dividing, seed_edge_examples, seeds
 
 TRAIN_SAMPLES = 192
 

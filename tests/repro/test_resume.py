@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.variants import APPS_BY_NAME
-from twinrun.compare import compare_runs
+from twinrun.compare.runs import compare_runs
 
 EPOCHS, STEPS_PER_EPOCH = 2, 4  # 192 samples in batches of 48
 OVERRIDES = ("seed=21", f"training.epochs={EPOCHS}", "training.batch_size=48")

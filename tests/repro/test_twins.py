@@ -1,5 +1,5 @@
 """Twin runs of every config variant of both trainers: bit-identical weights, identical normalized
-logs, metrics, traces and canonical resolved configs, judged by ``twinrun.compare``.
+logs, metrics, traces and canonical resolved configs, judged by ``twinrun.compare.runs``.
 
 Each test here fails if the trainer is made nondeterministic (the plugin's twins start from different
 global RNG states); the negative controls live in ``tests/sensitivity``.

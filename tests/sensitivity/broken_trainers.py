@@ -17,11 +17,11 @@ import hydra.utils
 import numpy as np
 import torch
 
-from twinrun import data as data_module
-from twinrun.apps import mnist_classifier, vae_mnist
-from twinrun.determinism import seed_everything
-from twinrun.models.vae import VAE
-from twinrun.training import Hooks, StepContext
+from twinrun.record.determinism import seed_everything
+from twinrun.trainers import data as data_module
+from twinrun.trainers.apps import mnist_classifier, vae_mnist
+from twinrun.trainers.loop import Hooks, StepContext
+from twinrun.trainers.models.vae import VAE
 
 Train = Callable[..., object]
 
@@ -49,13 +49,13 @@ def _with_hooks(train: Train, hooks: Hooks) -> Train:
 
 def no_seed(train: Train) -> Train:
     """Never seeds the global RNGs: model initialisation and dropout/noise vary run to run."""
-    return _with(train, "twinrun.training.seed_everything", lambda seed: None)
+    return _with(train, "twinrun.trainers.loop.seed_everything", lambda seed: None)
 
 
 def zero_seed_is_unset(train: Train) -> Train:
     """``if seed: seed_everything(seed)``: seed=0 silently means "no seed"."""
     return _with(
-        train, "twinrun.training.seed_everything", lambda seed: seed_everything(seed) if seed else None
+        train, "twinrun.trainers.loop.seed_everything", lambda seed: seed_everything(seed) if seed else None
     )
 
 
@@ -82,7 +82,7 @@ def unseeded_workers(train: Train) -> Train:
 
     def make_loader(split, batch_size, **kwargs):
         kwargs["num_workers"] = 2
-        with _patched("twinrun.data.BatchIndexedDataset", _AugmentedInWorkers):
+        with _patched("twinrun.trainers.data.BatchIndexedDataset", _AugmentedInWorkers):
             return data_module.make_loader(split, batch_size, **kwargs)
 
     return _with_hooks(train, Hooks(make_loader=make_loader))
@@ -98,7 +98,7 @@ def _unseeded_reparameterize(self: VAE, mu: torch.Tensor, logvar: torch.Tensor) 
 
 def unseeded_noise(train: Train) -> Train:
     """The VAE's reparameterisation noise drawn from an unseeded private generator."""
-    return _with(train, "twinrun.models.vae.VAE.reparameterize", _unseeded_reparameterize)
+    return _with(train, "twinrun.trainers.models.vae.VAE.reparameterize", _unseeded_reparameterize)
 
 
 def hyperparameter_from_environment(train: Train) -> Train:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.variants import APPS_BY_NAME
-from twinrun.compare import compare_runs
+from twinrun.compare.runs import compare_runs
 
 pytestmark = pytest.mark.cuda
 

@@ -15,7 +15,7 @@ from tests.sensitivity.broken_trainers import (
     reshuffled_from_epoch,
 )
 from tests.variants import APPS_BY_NAME
-from twinrun.compare import compare_runs
+from twinrun.compare.runs import compare_runs
 
 EPOCHS, STEPS_PER_EPOCH = 3, 4  # 192 samples in batches of 48
 OVERRIDES = ("seed=9", f"training.epochs={EPOCHS}", "training.batch_size=48")

@@ -25,7 +25,7 @@ def test_broken_trainer_is_flagged(name: str, app_name: str, twinrun_twins) -> N
 
 @pytest.mark.parametrize("app_name", sorted(APPS_BY_NAME))
 def test_another_seed_gives_other_weights(app_name: str, tmp_path) -> None:
-    from twinrun.compare import compare_runs
+    from twinrun.compare.runs import compare_runs
 
     app = APPS_BY_NAME[app_name]
     for seed in (1, 2):
@@ -43,13 +43,13 @@ def test_resume_that_forgets_the_rng_state_is_caught(app_name: str, tmp_path) ->
     """Negative control for tests/repro/test_resume.py: the checkpoint's RNG state matters."""
     from unittest import mock
 
-    from twinrun.compare import compare_runs
+    from twinrun.compare.runs import compare_runs
 
     app = APPS_BY_NAME[app_name]
     overrides = ("seed=21", "training.epochs=2", "training.batch_size=48")
     app.train(app.compose(*overrides), tmp_path / "full")
     app.train(app.compose(*overrides, "training.max_steps=3"), tmp_path / "part")
-    with mock.patch("twinrun.training.restore_rng_state", lambda state: None):
+    with mock.patch("twinrun.trainers.loop.restore_rng_state", lambda state: None):
         app.train(app.compose(*overrides, f"training.resume_from={tmp_path / 'part'}"), tmp_path / "resumed")
     report = compare_runs(tmp_path / "full", tmp_path / "resumed")
     assert report.sections["weights"].status == "different"

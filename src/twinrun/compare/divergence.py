@@ -1,0 +1,119 @@
+"""Divergence forensics over two ``trace.jsonl`` files: the first step where two runs part ways, and why."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twinrun.compare.report_model import DIFFERENT, IDENTICAL, Divergence, TraceSection
+from twinrun.compare.sections import as_decimal
+
+CONFIGURATION = "configuration"
+DATA_ORDER = "data order"
+RNG_STREAM = "rng stream"
+COMPUTATION = "computation"
+LENGTH = "length"
+
+
+def _decimal(value: Any) -> str:
+    """A ``float.hex`` loss as its decimal value; anything else as it is."""
+    decimal = as_decimal(value)
+    return repr(decimal) if decimal is not None else str(value)
+
+
+def _rng_streams(row_a: dict[str, Any], row_b: dict[str, Any]) -> list[str]:
+    rng_a, rng_b = row_a.get("rng") or {}, row_b.get("rng") or {}
+    names = list(rng_a) + [k for k in rng_b if k not in rng_a]
+    return [k for k in names if rng_a.get(k) != rng_b.get(k)]
+
+
+def _first_parameter(
+    rows_a: list[dict[str, Any]], rows_b: list[dict[str, Any]], start: int
+) -> tuple[Any, Any]:
+    """(name, step) of the first parameter whose fingerprint differs, at or after row ``start``.
+
+    Only rows where both runs traced parameters count; names follow RUN_A's trace key order, then
+    names only RUN_B has.
+    """
+    for row_a, row_b in zip(rows_a[start:], rows_b[start:], strict=False):
+        pa, pb = row_a.get("params"), row_b.get("params")
+        if pa is None or pb is None or pa == pb:
+            continue
+        for name in [*pa, *(k for k in pb if k not in pa)]:
+            if pa.get(name) != pb.get(name):
+                return name, row_a.get("step")
+    return None, None
+
+
+def find_divergence(
+    rows_a: list[dict[str, Any]],
+    rows_b: list[dict[str, Any]],
+    *,
+    config_differs: bool = False,
+    config_keys: list[str] | None = None,
+) -> Divergence | None:
+    """The first step where the traces differ, with its most likely cause; None if they agree.
+
+    The cause is decided in the order the inputs of a step are made: a configuration difference
+    explains everything after it; else a different ``batch`` digest means the data order differs; else
+    a different RNG digest before the step means a random stream was consumed differently; else the
+    same inputs gave different outputs (loss or parameters): the computation itself differs (kernels,
+    threads, hardware). Rows are matched by position; a trace that stops early diverges at the first
+    step it lacks (cause "length" unless the configs differ).
+    """
+    config_note = ""
+    if config_differs:
+        keys = ", ".join((config_keys or [])[:3])
+        config_note = f"the configurations differ ({keys})" if keys else "the configurations differ"
+    for index, (row_a, row_b) in enumerate(zip(rows_a, rows_b, strict=False)):
+        if row_a == row_b:
+            continue
+        step, epoch = row_a.get("step"), row_a.get("epoch")
+        streams = _rng_streams(row_a, row_b)
+        parameter, parameter_step = _first_parameter(rows_a, rows_b, index)
+        what: list[str] = []
+        if row_a.get("step") != row_b.get("step"):
+            cause = CONFIGURATION if config_differs else LENGTH
+            what.append(f"step numbers differ ({row_a.get('step')} vs {row_b.get('step')})")
+        elif config_differs:
+            cause = CONFIGURATION
+        elif row_a.get("batch") != row_b.get("batch") or row_a.get("epoch") != row_b.get("epoch"):
+            cause = DATA_ORDER
+        elif streams:
+            cause = RNG_STREAM
+        else:
+            cause = COMPUTATION
+        if row_a.get("batch") != row_b.get("batch"):
+            what.append("the batch's sample indices differ")
+        if streams:
+            what.append(f"RNG state before the step differs ({', '.join(streams)})")
+        if row_a.get("loss") != row_b.get("loss"):
+            what.append(f"loss differs: {_decimal(row_a.get('loss'))} vs {_decimal(row_b.get('loss'))}")
+        if parameter is not None:
+            what.append(f"parameter {parameter} differs at step {parameter_step}")
+        detail = f"at step {step} (epoch {epoch}): " + ("; ".join(what) or "trace rows differ")
+        if config_note:
+            detail += f"; {config_note}"
+        return Divergence(step, epoch, cause, parameter, parameter_step, streams, detail)
+    if len(rows_a) == len(rows_b):
+        return None
+    longer, label = (rows_a, "RUN_B") if len(rows_a) > len(rows_b) else (rows_b, "RUN_A")
+    common = min(len(rows_a), len(rows_b))
+    missing = longer[common]
+    last = f"after step {longer[common - 1].get('step')}" if common else "before its first step"
+    detail = f"{label}'s trace ends {last}; the other continues to step {longer[-1].get('step')}"
+    if config_note:
+        detail += f"; {config_note}"
+    cause = CONFIGURATION if config_differs else LENGTH
+    return Divergence(missing.get("step"), missing.get("epoch"), cause, None, None, [], detail)
+
+
+def trace_section(
+    rows_a: list[dict[str, Any]], rows_b: list[dict[str, Any]], div: Divergence | None
+) -> TraceSection:
+    """The trace section's verdict line; the details live in the top-level divergence."""
+    sec = TraceSection(steps_a=len(rows_a), steps_b=len(rows_b))
+    if div is None:  # find_divergence found every row equal and the lengths too
+        sec.status, sec.summary = IDENTICAL, f"{len(rows_a)} steps identical"
+    else:
+        sec.status, sec.summary = DIFFERENT, f"diverges at {div.where}"
+    return sec

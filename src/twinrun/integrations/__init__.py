@@ -1,0 +1,1 @@
+"""Adapters that bring twinrun's recording to other frameworks (Lightning)."""

@@ -1,0 +1,151 @@
+"""The run-directory contract: the one place that writes a run's artifacts.
+
+Every file is written to a temporary sibling and renamed into place, so an interrupted run never
+leaves a half-written artifact behind. See README "What a run directory holds".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+WEIGHTS = "weights.safetensors"
+MANIFEST = "manifest.json"
+METRICS = "metrics.jsonl"
+TRACE = "trace.jsonl"
+RESOLVED_CONFIG = "resolved_config.yaml"
+ENV = "env.json"
+CHECKPOINTS = "checkpoints"
+IMAGES = "images"
+RANKS = "ranks"  # DDP: ranks/rank-<r>/ holds rank r's own final weights and log
+# What every run writes (besides its log and images/), whoever launched it.
+CONTRACT_FILES = (WEIGHTS, MANIFEST, METRICS, TRACE, RESOLVED_CONFIG, ENV)
+MANIFEST_FORMAT = "twinrun-manifest/1"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # the same as Hydra's job log
+
+
+def rank_dir(run_dir: str | Path, rank: int) -> Path:
+    """``<run_dir>/ranks/rank-<r>``: where rank ``r`` writes its own final weights (and log)."""
+    return Path(run_dir) / RANKS / f"rank-{rank}"
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; artifacts get the usual permissions
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(path: Path, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
+    # Insertion order is kept (deterministic): trace parameters stay in model order, so "the first
+    # differing parameter" is the first in the network, not the first alphabetically.
+    write_text(path, "".join(json.dumps(row) + "\n" for row in rows))
+
+
+def exact(value: float) -> str:
+    """A float written exactly: ``float.hex`` keeps every bit, NaN payload sign and -0.0 included."""
+    return float(value).hex()
+
+
+def tensor_sha256(tensor: Any) -> str:
+    """sha256 of a tensor's raw bytes (C order), any dtype."""
+    import torch
+
+    flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+    return hashlib.sha256(flat.view(torch.uint8).numpy().tobytes()).hexdigest()
+
+
+def manifest_for(tensors: Mapping[str, Any]) -> dict[str, Any]:
+    """Per tensor dtype/shape/sha256, and one digest over all of them (names sorted)."""
+    entries = {
+        name: {
+            "dtype": str(t.dtype).removeprefix("torch."),
+            "shape": list(t.shape),
+            "sha256": tensor_sha256(t),
+        }
+        for name, t in sorted(tensors.items())
+    }
+    overall = hashlib.sha256(json.dumps(entries, sort_keys=True).encode()).hexdigest()
+    return {"format": MANIFEST_FORMAT, "tensors": entries, "digest": overall}
+
+
+def write_weights(run_dir: Path, state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """Write the final ``state_dict`` (parameters and buffers) as safetensors plus its manifest."""
+    from safetensors.torch import save_file
+
+    # safetensors refuses tensors that share storage; a contiguous CPU clone of each is always safe.
+    tensors = {name: t.detach().to("cpu").contiguous().clone() for name, t in state_dict.items()}
+    with atomic_path(Path(run_dir) / WEIGHTS) as tmp:
+        # No metadata: safetensors serialises it in hash-map order, which would make twin files differ.
+        save_file(tensors, str(tmp))
+    manifest = manifest_for(tensors)
+    write_json(Path(run_dir) / MANIFEST, manifest)
+    return manifest
+
+
+def write_resolved_config(run_dir: Path, canonical: Mapping[str, Any]) -> None:
+    """Write an already canonical config (see :func:`twinrun.config.canonical_config`)."""
+    import yaml
+
+    write_text(Path(run_dir) / RESOLVED_CONFIG, yaml.safe_dump(dict(canonical), sort_keys=True))
+
+
+@contextlib.contextmanager
+def job_log(run_dir: Path, log_name: str) -> Iterator[Path]:
+    """Make sure every record logged during the block lands in ``run_dir/<log_name>.log``.
+
+    Under ``@hydra.main`` Hydra's job logging already writes that file and nothing is added; when
+    ``train`` is called directly (a test after ``compose``) a file handler is attached for the block.
+    """
+    path = (Path(run_dir) / f"{log_name}.log").resolve()
+    root = logging.getLogger()
+    already = any(
+        isinstance(h, logging.FileHandler) and Path(h.baseFilename).resolve() == path for h in root.handlers
+    )
+    handler: logging.Handler | None = None
+    previous_level = root.level
+    if not already:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        root.addHandler(handler)
+        if root.level > logging.INFO or root.level == logging.NOTSET:
+            root.setLevel(logging.INFO)
+    try:
+        yield path
+    finally:
+        if handler is not None:
+            root.removeHandler(handler)
+            handler.close()
+            root.setLevel(previous_level)

@@ -1,0 +1,29 @@
+"""``mnist-classifier``: the CNN trainer. ``train(cfg, run_dir)`` is pure; ``main`` is the Hydra shell."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from twinrun.config import config_dir
+from twinrun.trainers.apps.shell import run_under_hydra
+from twinrun.trainers.loop import Hooks, TrainResult, fit
+from twinrun.trainers.objectives import ClassifierObjective
+
+APP_NAME = "mnist_classifier"
+
+
+def train(cfg: DictConfig, run_dir: str | Path, hooks: Hooks | None = None) -> TrainResult:
+    """Train the classifier described by ``cfg`` and write the run directory ``run_dir``."""
+    return fit(cfg, run_dir, app_name=APP_NAME, objective=ClassifierObjective(), hooks=hooks)
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=APP_NAME)
+def main(cfg: DictConfig) -> None:
+    run_under_hydra(train, cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""``vae-mnist``: the VAE trainer. ``train(cfg, run_dir)`` is pure; ``main`` is the Hydra shell."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from twinrun.config import config_dir
+from twinrun.trainers.apps.shell import run_under_hydra
+from twinrun.trainers.loop import Hooks, TrainResult, fit
+from twinrun.trainers.objectives import VAEObjective
+
+APP_NAME = "vae_mnist"
+
+
+def train(cfg: DictConfig, run_dir: str | Path, hooks: Hooks | None = None) -> TrainResult:
+    """Train the VAE described by ``cfg`` and write the run directory ``run_dir``."""
+    return fit(cfg, run_dir, app_name=APP_NAME, objective=VAEObjective(), hooks=hooks)
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=APP_NAME)
+def main(cfg: DictConfig) -> None:
+    run_under_hydra(train, cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,362 @@
+"""``twinrun verify APP [overrides...]``: run a Hydra app N times in fresh processes and compare.
+
+Each run is a fresh interpreter with its own ``PYTHONHASHSEED`` writing into its own run directory
+(``hydra.run.dir=<workdir>/run-<i>``); its output goes to ``<workdir>/run-<i>.out``. Every pair of runs
+is compared with :func:`twinrun.compare.runs.compare_runs`. The work directory is kept, so the runs can be
+inspected. :func:`verify_app` is the pure core; the CLI
+(:mod:`twinrun.verify.cli`) is thin over it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from twinrun.errors import TwinrunError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from twinrun.compare.report_model import Report
+
+# twinrun's own apps run through this interpreter even when their console scripts are not on PATH.
+KNOWN_APPS = {
+    "vae-mnist": "twinrun.trainers.apps.vae_mnist:main",
+    "mnist-classifier": "twinrun.trainers.apps.mnist_classifier:main",
+}
+_MODULE_FUNCTION = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+# An absolute path of these characters reads back as the same string; anything else is quoted.
+_PLAIN_OVERRIDE_VALUE = re.compile(r"^/[\w/.\-+@]*$", re.ASCII)
+TAIL_LINES = 15
+_SPINNER = "|/-\\"
+
+
+class VerifyError(TwinrunError):
+    """Unusable verify input (no such app, bad overrides) or a run that failed; first line says why."""
+
+
+@dataclass(frozen=True)
+class AppCommand:
+    """How to start ``app``: ``argv`` + overrides. ``kind``: module, script or console script."""
+
+    app: str
+    argv: tuple[str, ...]
+    kind: str
+
+
+@dataclass
+class RunRecord:
+    """One finished run."""
+
+    index: int
+    run_dir: Path
+    output: Path
+    command: list[str]
+    hash_seed: int
+    seconds: float
+    returncode: int
+
+
+@dataclass
+class VerifyResult:
+    """All runs of one verification and the comparison of every pair (``pairs[(i, j)]``, 1-based)."""
+
+    app: AppCommand
+    workdir: Path
+    runs: list[RunRecord]
+    pairs: dict[tuple[int, int], Report] = field(default_factory=dict)
+
+    @property
+    def identical(self) -> bool:
+        return all(report.exit_code == 0 for report in self.pairs.values())
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.identical else 1
+
+    @property
+    def report(self) -> Report:
+        """The first pair that differs, else the first pair: the one shown in full."""
+        from twinrun.compare.report_model import shown_report
+
+        shown = shown_report(self.pairs.values())
+        assert shown is not None, "a verify result always has a pair"
+        return shown
+
+    @property
+    def run_dirs(self) -> list[Path]:
+        return [run.run_dir for run in self.runs]
+
+
+def run_dict(record: RunRecord, dir_key: str = "run_dir") -> dict[str, Any]:
+    """One run (or sweep) of a JSON report: where it wrote, its output, command and seed, its time."""
+    return {
+        dir_key: str(record.run_dir),
+        "output": str(record.output),
+        "command": record.command,
+        "pythonhashseed": record.hash_seed,
+        "seconds": round(record.seconds, 3),
+    }
+
+
+def pairs_list(pairs: Mapping[tuple[int, int], Report]) -> list[dict[str, Any]]:
+    """Every compared pair of a JSON report: its run numbers, verdict and exit code."""
+    return [{"a": i, "b": j, "verdict": r.verdict, "exit_code": r.exit_code} for (i, j), r in pairs.items()]
+
+
+def _module_command(target: str, app: str) -> tuple[str, ...]:
+    module, function = target.split(":")
+    code = (
+        f"import importlib,sys; sys.argv[0]={app!r}; "
+        f"getattr(importlib.import_module({module!r}), {function!r})()"
+    )
+    return (sys.executable, "-c", code)
+
+
+def _module_exists(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a missing parent package raises instead of returning None
+        return False
+
+
+def resolve_app(app: str) -> AppCommand:
+    """Turn APP (console script, ``module:function``, ``script.py``) into a command; raise if unknown."""
+    if not app or app.startswith("-"):
+        raise VerifyError(f"{app!r} is not an app; give a console script, module:function or script.py")
+    if app in KNOWN_APPS:
+        return AppCommand(app, _module_command(KNOWN_APPS[app], app), "module")
+    if _MODULE_FUNCTION.match(app) and not Path(app).exists():
+        module = app.split(":")[0]
+        if not _module_exists(module):
+            raise VerifyError(f"no module {module!r} importable by {sys.executable}; check APP ({app})")
+        return AppCommand(app, _module_command(app, app), "module")
+    path = Path(app).expanduser()
+    if app.endswith(".py") or os.sep in app:
+        if not path.is_file():
+            raise VerifyError(f"{app} does not exist; give the path of a Hydra app script")
+        if app.endswith(".py") or not os.access(path, os.X_OK):
+            return AppCommand(app, (sys.executable, str(path.resolve())), "script")
+        return AppCommand(app, (str(path.resolve()),), "script")
+    # A console script of this interpreter's environment runs with this interpreter even off PATH.
+    for entry in metadata.entry_points(group="console_scripts", name=app):
+        if _MODULE_FUNCTION.match(entry.value.replace(" ", "")):
+            return AppCommand(app, _module_command(entry.value.replace(" ", ""), app), "module")
+    found = shutil.which(app, path=str(Path(sys.executable).parent)) or shutil.which(app)
+    if found:
+        return AppCommand(app, (found,), "console script")
+    raise VerifyError(f"{app}: no such app; give a console script on PATH, module:function or a script.py")
+
+
+def check_overrides(overrides: Sequence[str]) -> list[str]:
+    """Refuse what verify must control itself (the run dir, multirun) and what is not an override."""
+    for item in overrides:
+        key = item.split("=", 1)[0].lstrip("+~")
+        if item.startswith("-"):
+            raise VerifyError(f"{item}: verify passes only key=value overrides to the app (no flags)")
+        if "=" not in item and not item.startswith("~"):
+            raise VerifyError(f"{item!r} is not a Hydra override; write key=value")
+        if key in ("hydra.run.dir", "hydra.sweep.dir", "hydra.mode"):
+            raise VerifyError(f"{item}: verify chooses each run's directory itself; use --workdir instead")
+    return list(overrides)
+
+
+def _stop(proc: subprocess.Popen[bytes], grace: float = 15.0) -> None:
+    """Stop a run: SIGTERM first, so that torchrun (and Hydra's launchers) can stop the workers they
+    started in sessions of their own, which a SIGKILL of the parent would leave running; then SIGKILL."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def hydra_quote(value: str) -> str:
+    """A value as Hydra's override parser reads it back unchanged (quoted when it has to be)."""
+    if _PLAIN_OVERRIDE_VALUE.match(value):
+        return value
+    # Inside quotes Hydra treats backslashes as escapes only where they run up to a quote or to the
+    # closing quote (``'a\\b'`` reads as ``a\\b``): only those runs are doubled, and quotes escaped.
+    return "'" + _BACKSLASHES_BEFORE_QUOTE_OR_END.sub(_escape_run, value) + "'"
+
+
+_BACKSLASHES_BEFORE_QUOTE_OR_END = re.compile(r"(\\*)('|\Z)")
+
+
+def _escape_run(match: re.Match[str]) -> str:
+    return match.group(1) * 2 + ("\\'" if match.group(2) else "")
+
+
+def new_workdir(parent: Path | None = None) -> Path:
+    """A new ``twinrun-verify-<timestamp>`` directory under the system temp dir (kept afterwards)."""
+    parent = parent or Path(tempfile.gettempdir())
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for attempt in itertools.count(1):
+        candidate = parent / (f"twinrun-verify-{stamp}" + (f"-{attempt}" if attempt > 1 else ""))
+        try:
+            candidate.mkdir(parents=True)
+            return candidate
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def prepare_workdir(workdir: str | Path | None, runs: int, kind: str = "run") -> Path:
+    """The work directory: new, or the given one when it holds no ``<kind>-<i>`` of an earlier verify."""
+    if workdir is None:
+        return new_workdir()
+    path = Path(workdir).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise VerifyError(f"--workdir {workdir} is a file; give a directory")
+    stale = [
+        p.name
+        for i in range(1, runs + 1)
+        for p in (path / f"{kind}-{i}", path / f"{kind}-{i}.out")
+        if p.exists()
+    ]
+    if stale:
+        raise VerifyError(f"--workdir {workdir} already holds {stale[0]}; give an empty or new directory")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _tail(path: Path, lines: int = TAIL_LINES) -> list[str]:
+    text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+    return text.splitlines()[-lines:]
+
+
+def _wait(proc: subprocess.Popen[bytes], label: str, progress: TextIO | None) -> None:
+    """Wait for ``proc``; on a terminal, animate a spinner with the elapsed time."""
+    spin = progress is not None and progress.isatty()
+    started = time.perf_counter()
+    for tick in itertools.count():
+        try:
+            proc.wait(timeout=0.1 if spin else None)
+            return
+        except subprocess.TimeoutExpired:
+            assert progress is not None
+            elapsed = time.perf_counter() - started
+            progress.write(f"\r{label} {_SPINNER[tick % len(_SPINNER)]} {elapsed:.0f}s")
+            progress.flush()
+
+
+def run_once(
+    command: AppCommand,
+    overrides: Sequence[str],
+    run: int,
+    runs: int,
+    workdir: Path,
+    progress: TextIO | None = None,
+    cwd: str | Path | None = None,
+    kind: str = "run",
+) -> RunRecord:
+    """Run the app once into ``workdir/<kind>-<run>`` in a fresh process; raise if it fails.
+
+    ``kind="sweep"``: a Hydra multirun (``--multirun``) whose sweep directory is ``workdir/sweep-<run>``.
+    """
+    run_dir, output = workdir / f"{kind}-{run}", workdir / f"{kind}-{run}.out"
+    multirun = ["--multirun"] if kind == "sweep" else []
+    where = f"hydra.{'sweep' if kind == 'sweep' else 'run'}.dir={hydra_quote(str(run_dir))}"
+    argv = [*command.argv, *multirun, *overrides, where]
+    # A different hash seed per run: set/dict-order bugs surface as differences.
+    env = {**os.environ, "PYTHONHASHSEED": str(run), "PYTHONUNBUFFERED": "1"}
+    label = f"{kind} {run}/{runs}"
+    if progress is not None and not progress.isatty():
+        progress.write(f"{label} ...")
+        progress.flush()
+    started = time.perf_counter()
+    with output.open("wb") as out:
+        try:
+            proc = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=cwd
+            )
+        except OSError as error:
+            raise VerifyError(f"{command.app} cannot be started ({error.strerror}): {argv[0]}") from None
+        try:
+            _wait(proc, label, progress)
+        except BaseException:  # Ctrl-C: do not leave the run behind
+            _stop(proc)
+            raise
+    seconds = time.perf_counter() - started
+    record = RunRecord(run, run_dir, output, argv, run, seconds, proc.returncode)
+    if progress is not None:
+        state = "done" if proc.returncode == 0 else f"FAILED (exit {proc.returncode})"
+        prefix = f"\r{label} ..." if progress.isatty() else ""
+        progress.write(f"{prefix} {state} in {seconds:.1f}s\n")
+        progress.flush()
+    if proc.returncode != 0:
+        raise VerifyError(run_failure_message(record))
+    return record
+
+
+def run_failure_message(record: RunRecord) -> str:
+    """One line saying which run failed, then the command and the last lines of its output."""
+    name = record.run_dir.name.replace("-", " ", 1)  # "run 1", "sweep 2"
+    lines = [
+        f"{name} failed with exit code {record.returncode}; its output is in {record.output}",
+        f"  command: {subprocess.list2cmdline(record.command)}",
+        f"  last lines of {record.output.name}:",
+        *(f"    {line}" for line in _tail(record.output)),
+    ]
+    return "\n".join(lines)
+
+
+def launch_runs(
+    app: str | AppCommand,
+    overrides: Sequence[str],
+    runs: int,
+    workdir: str | Path | None,
+    *,
+    progress: TextIO | None = None,
+    cwd: str | Path | None = None,
+    kind: str = "run",
+) -> tuple[AppCommand, Path, list[RunRecord]]:
+    """Validate, then start ``app`` ``runs`` times in fresh processes (``kind``: "run" or "sweep")."""
+    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 2:
+        raise VerifyError(f"--runs {runs} is too few; verify needs at least 2 {kind}s")
+    command = app if isinstance(app, AppCommand) else resolve_app(app)
+    overrides = check_overrides(overrides)
+    directory = prepare_workdir(workdir, runs, kind=kind)
+    if progress is not None:
+        progress.write(
+            f"twinrun verify: {runs} {kind}s of {command.app}; {kind} directories in {directory}\n"
+        )
+    records = [
+        run_once(command, overrides, i, runs, directory, progress, cwd, kind=kind) for i in range(1, runs + 1)
+    ]
+    return command, directory, records
+
+
+def verify_app(
+    app: str | AppCommand,
+    overrides: Sequence[str] = (),
+    runs: int = 2,
+    workdir: str | Path | None = None,
+    *,
+    progress: TextIO | None = None,
+    cwd: str | Path | None = None,
+) -> VerifyResult:
+    """Run ``app`` with ``overrides`` ``runs`` times in fresh processes and compare every pair.
+
+    Raises :class:`VerifyError` (unknown app, bad overrides, a failed run) or
+    :class:`twinrun.compare.run_reader.UnusableRunError` (a run left nothing comparable).
+    """
+    from twinrun.compare.runs import compare_runs
+
+    command, directory, records = launch_runs(app, overrides, runs, workdir, progress=progress, cwd=cwd)
+    result = VerifyResult(command, directory, records)
+    for a, b in itertools.combinations(records, 2):
+        result.pairs[(a.index, b.index)] = compare_runs(a.run_dir, b.run_dir)
+    return result

@@ -1,0 +1,113 @@
+"""``twinrun verify`` on the command line: argument parsing and rendering over :func:`verify_app`.
+
+Registered in :mod:`twinrun.cli` through :func:`add_parser`. With more than two runs
+the report is a pairwise summary table followed by the full report of the first pair that differs.
+``-m`` verifies every point of a Hydra sweep (:mod:`twinrun.verify.sweep`); ``--nproc-per-node N`` runs each
+twin under torchrun and compares the ranks too (:mod:`twinrun.verify.ddp`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, NoReturn
+
+from twinrun.verify.apps import VerifyError, verify_app
+from twinrun.verify.render import render
+
+
+class _TrailingOptions(argparse.ArgumentParser):
+    """Reads verify's options given after APP; only those given are set; errors are one line."""
+
+    def __init__(self) -> None:
+        super().__init__(prog="twinrun verify", add_help=False, argument_default=argparse.SUPPRESS)
+        _add_options(self, trailing=True)
+
+    def error(self, message: str) -> NoReturn:
+        raise VerifyError(message)
+
+
+def _add_options(parser: argparse.ArgumentParser, trailing: bool = False) -> None:
+    default = argparse.SUPPRESS if trailing else 2
+    parser.add_argument("--runs", type=int, default=default, metavar="N", help="how many runs (default 2)")
+    parser.add_argument(
+        "-m",
+        "--multirun",
+        action="store_true",
+        default=argparse.SUPPRESS if trailing else False,
+        help="verify every point of a Hydra sweep (comma lists, glob(), range()) run by the app's "
+        "configured Hydra launcher (hydra/launcher=joblib, submitit_local, submitit_slurm, ...)",
+    )
+    parser.add_argument(
+        "--nproc-per-node",
+        type=int,
+        metavar="N",
+        default=argparse.SUPPRESS if trailing else 1,
+        help="run each twin under torchrun with N processes (DistributedDataParallel) and compare every "
+        "rank's weights too",
+    )
+    parser.add_argument("--workdir", metavar="DIR", help="where the runs go (default: a new temp directory)")
+    fmt = parser if trailing else parser.add_mutually_exclusive_group()  # checked again in run_verify
+    fmt.add_argument("--json", action="store_true", help="print a machine-readable JSON report")
+    fmt.add_argument("--markdown", action="store_true", help="print a markdown report (CI job summaries)")
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``twinrun verify`` (handler: :func:`run_verify`)."""
+    p = subparsers.add_parser(
+        "verify",
+        help="run a Hydra app N times in fresh processes and compare the runs",
+        description="Run APP (a console script, module:function or script.py) N times, each in a fresh "
+        "interpreter with its own PYTHONHASHSEED and run directory, and compare every pair. "
+        "Exit 0 identical, 1 different, 2 unusable (unknown app, a run failed).",
+    )
+    p.add_argument(
+        "app",
+        metavar="APP",
+        help="vae-mnist, mnist-classifier, a console script, module:function or a script.py",
+    )
+    # REMAINDER: Hydra overrides may be followed by verify's own options; run_verify sorts them out.
+    p.add_argument(
+        "overrides", nargs=argparse.REMAINDER, metavar="OVERRIDE", help="Hydra overrides, key=value"
+    )
+    _add_options(p)
+    p.set_defaults(handler=run_verify)
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    """Handler of ``twinrun verify``: run, print the report, return 0/1 (errors raise VerifyError)."""
+    from twinrun.compare.run_reader import UnusableRunError
+
+    trailing, overrides = _TrailingOptions().parse_known_args(args.overrides)
+    for name, value in vars(trailing).items():
+        setattr(args, name, value)
+    if args.json and args.markdown:
+        raise VerifyError("--json and --markdown exclude each other; pick one")
+    if args.nproc_per_node < 1:
+        raise VerifyError(f"--nproc-per-node {args.nproc_per_node}: give a number of processes >= 1")
+    if args.multirun and args.nproc_per_node > 1:
+        raise VerifyError(
+            "-m and --nproc-per-node exclude each other; verify a DDP config one point at a time"
+        )
+    fmt = "json" if args.json else "markdown" if args.markdown else "text"
+    common = {"runs": args.runs, "workdir": args.workdir, "progress": sys.stderr}
+    try:
+        if args.multirun:
+            from twinrun.verify import sweep
+
+            result: Any = sweep.verify_sweep(args.app, overrides, **common)
+            text = sweep.render(result, fmt)
+        elif args.nproc_per_node > 1:
+            from twinrun.verify import ddp as verify_ddp
+
+            result = verify_ddp.verify_ddp(args.app, overrides, args.nproc_per_node, **common)
+            text = verify_ddp.render(result, fmt)
+        else:
+            result = verify_app(args.app, overrides, **common)
+            text = render(result, fmt)
+    except UnusableRunError as error:  # a run exited 0 but left no comparable run directory
+        raise VerifyError(f"{error} (did {args.app} write into hydra.run.dir?)") from None
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    sys.stderr.write(f"run directories kept in {result.workdir}\n")
+    return result.exit_code

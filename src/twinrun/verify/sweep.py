@@ -1,0 +1,279 @@
+"""``twinrun verify -m APP [sweep overrides]``: verify every point of a Hydra sweep.
+
+The app's own multirun runs twice (or ``--runs N`` times), each time in a fresh process with
+``hydra.sweep.dir=<workdir>/sweep-<i>``, so the configured Hydra launcher runs the points: the basic
+launcher, ``hydra/launcher=joblib`` for local parallelism or ``submitit_slurm`` on a cluster. Points
+are then matched across the sweeps by their job overrides (``.hydra/overrides.yaml``, whatever
+``hydra.sweep.subdir`` is) and every pair of a point's run directories is compared with
+:func:`twinrun.compare.runs.compare_runs`. :func:`verify_sweep` is the pure core, :func:`render` the table.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from twinrun.compare.report_model import DIFFERENT, IDENTICAL, Report, shown_report
+from twinrun.verify.apps import AppCommand, RunRecord, VerifyError, launch_runs, pairs_list, run_dict
+
+SWEEP_FORMAT = "twinrun-sweep/1"
+HYDRA_DIR = ".hydra"
+
+PointKey = tuple[tuple[str, ...], int]  # (the job's overrides, occurrence among equal overrides)
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One job of one sweep: Hydra's job number, its overrides and its run directory."""
+
+    num: int
+    overrides: tuple[str, ...]
+    run_dir: Path
+
+
+@dataclass
+class PointResult:
+    """One point of the matrix: its run directory in each sweep (None: missing) and every pair compared."""
+
+    label: str
+    num: int
+    overrides: tuple[str, ...]
+    run_dirs: list[Path | None]
+    pairs: dict[tuple[int, int], Report] = field(default_factory=dict)
+
+    @property
+    def missing_in(self) -> list[int]:
+        """1-based numbers of the sweeps that have no run of this point."""
+        return [i for i, d in enumerate(self.run_dirs, 1) if d is None]
+
+    @property
+    def verdict(self) -> str:
+        differs = self.missing_in or any(r.exit_code for r in self.pairs.values())
+        return DIFFERENT if differs else IDENTICAL
+
+    @property
+    def report(self) -> Report | None:
+        """The first pair that differs, else the first pair (None when the point is missing somewhere)."""
+        return shown_report(self.pairs.values())
+
+    def differs_in(self) -> list[str]:
+        """Sections that decide the verdict and differ, in the shown pair."""
+        report = self.report
+        return report.differing_sections if report is not None else []
+
+    def first_divergence(self) -> str:
+        """The summary column: where the point's runs part (step and cause) or what differs."""
+        if self.missing_in:
+            return "no run in " + ", ".join(f"sweep-{i}" for i in self.missing_in)
+        report = self.report
+        if report is None or not report.exit_code:
+            return "-"
+        if report.divergence is not None:
+            return report.divergence.where
+        return "differs in " + ", ".join(self.differs_in())
+
+
+@dataclass
+class SweepResult:
+    """Every sweep run and every point compared across them."""
+
+    app: AppCommand
+    workdir: Path
+    sweeps: list[RunRecord]
+    points: list[PointResult]
+    launcher: str | None = None
+
+    @property
+    def identical(self) -> bool:
+        return all(p.verdict == IDENTICAL for p in self.points)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.identical else 1
+
+    @property
+    def first_different(self) -> PointResult | None:
+        return next((p for p in self.points if p.verdict != IDENTICAL), None)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise VerifyError(
+            f"{path} cannot be read ({type(error).__name__}); the sweep left it broken"
+        ) from None
+
+
+def find_points(sweep_dir: Path) -> list[SweepPoint]:
+    """Every job of a finished sweep, ordered by Hydra's job number (``hydra.job.num``)."""
+    points = []
+    for overrides_file in sorted(Path(sweep_dir).rglob(f"{HYDRA_DIR}/overrides.yaml")):
+        run_dir = overrides_file.parent.parent
+        overrides = _read_yaml(overrides_file)
+        if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+            raise VerifyError(f"{overrides_file}: expected a list of overrides")
+        hydra_yaml = run_dir / HYDRA_DIR / "hydra.yaml"
+        num = _job_num(_read_yaml(hydra_yaml)) if hydra_yaml.is_file() else None
+        points.append(SweepPoint(-1 if num is None else num, tuple(overrides), run_dir))
+    return sorted(points, key=lambda p: (p.num, str(p.run_dir)))
+
+
+def _job_num(hydra_cfg: Any) -> int | None:
+    """``hydra.job.num`` of a job's ``.hydra/hydra.yaml``; None where any level is missing or odd."""
+    for key in ("hydra", "job", "num"):
+        hydra_cfg = hydra_cfg.get(key) if isinstance(hydra_cfg, dict) else None
+    return hydra_cfg if isinstance(hydra_cfg, int) else None
+
+
+def _keyed(points: Sequence[SweepPoint]) -> dict[PointKey, SweepPoint]:
+    """Points keyed by their overrides; a repeated point (``a=1,1``) is told apart by its occurrence."""
+    seen: Counter[tuple[str, ...]] = Counter()
+    keyed = {}
+    for point in points:
+        keyed[(point.overrides, seen[point.overrides])] = point
+        seen[point.overrides] += 1
+    return keyed
+
+
+def match_points(sweeps: Sequence[Sequence[SweepPoint]]) -> list[list[SweepPoint | None]]:
+    """Group the points of several sweeps by overrides: one list per point, one entry per sweep."""
+    keyed = [_keyed(points) for points in sweeps]
+    order = list(dict.fromkeys(key for points in keyed for key in points))  # first sweep's order first
+    return [[points.get(key) for points in keyed] for key in order]
+
+
+def point_labels(overrides: Sequence[Sequence[str]]) -> list[str]:
+    """What tells each point apart: its overrides minus those every point shares."""
+    common = set.intersection(*(set(o) for o in overrides)) if len(overrides) > 1 else set()
+    return [" ".join(o for o in items if o not in common) or "(no overrides)" for items in overrides]
+
+
+def _launcher(sweep_dir: Path) -> str | None:
+    """The launcher class Hydra recorded in ``multirun.yaml`` (e.g. ``JoblibLauncher``)."""
+    path = sweep_dir / "multirun.yaml"
+    if not path.is_file():
+        return None
+    target = ((_read_yaml(path) or {}).get("hydra", {}).get("launcher") or {}).get("_target_")
+    return str(target).rsplit(".", 1)[-1] if target else None
+
+
+def verify_sweep(
+    app: str | AppCommand,
+    overrides: Sequence[str] = (),
+    runs: int = 2,
+    workdir: str | Path | None = None,
+    *,
+    progress: TextIO | None = None,
+    cwd: str | Path | None = None,
+) -> SweepResult:
+    """Run the sweep ``overrides`` describes ``runs`` times and compare every point across the runs.
+
+    Raises :class:`VerifyError` (unknown app, bad overrides, a failed sweep, a sweep without points)
+    or :class:`twinrun.compare.run_reader.UnusableRunError` (a point left nothing comparable).
+    """
+    from twinrun.compare.runs import compare_runs
+
+    command, directory, records = launch_runs(
+        app, overrides, runs, workdir, progress=progress, cwd=cwd, kind="sweep"
+    )
+    found = [find_points(record.run_dir) for record in records]
+    for record, points in zip(records, found, strict=True):
+        if not points:
+            raise VerifyError(
+                f"{record.run_dir} holds no job with {HYDRA_DIR}/overrides.yaml; did {command.app} run "
+                "under @hydra.main with hydra.output_subdir set?"
+            )
+    matched = match_points(found)
+    shown = [next(p for p in group if p is not None) for group in matched]
+    labels = point_labels([p.overrides for p in shown])
+    result = SweepResult(command, directory, records, [], _launcher(records[0].run_dir))
+    for group, first, label in zip(matched, shown, labels, strict=True):
+        point = PointResult(label, first.num, first.overrides, [p.run_dir if p else None for p in group])
+        for (i, a), (j, b) in itertools.combinations(enumerate(group, 1), 2):
+            if a is not None and b is not None:
+                point.pairs[(i, j)] = compare_runs(a.run_dir, b.run_dir)
+        result.points.append(point)
+    return result
+
+
+def summary_rows(result: SweepResult) -> list[tuple[str, str, str]]:
+    """(point, verdict, first divergence) per point, in job order."""
+    return [(f"#{p.num} {p.label}", p.verdict, p.first_divergence()) for p in result.points]
+
+
+def _headline(result: SweepResult) -> str:
+    verdict = IDENTICAL if result.identical else DIFFERENT
+    launcher = f"; launcher {result.launcher}" if result.launcher else ""
+    return (
+        f"twinrun verify: {verdict} ({len(result.points)} points x {len(result.sweeps)} sweeps of "
+        f"{result.app.app}{launcher})"
+    )
+
+
+def to_dict(result: SweepResult) -> dict[str, Any]:
+    """The JSON report: the matrix, every point's verdict and divergence, the first differing report."""
+    first = result.first_different
+    report = first.report if first is not None else None
+    return {
+        "format": SWEEP_FORMAT,
+        "verdict": IDENTICAL if result.identical else DIFFERENT,
+        "exit_code": result.exit_code,
+        "app": result.app.app,
+        "workdir": str(result.workdir),
+        "launcher": result.launcher,
+        "sweeps": [run_dict(r, "sweep_dir") for r in result.sweeps],
+        "points": [_point_dict(p) for p in result.points],
+        "report": report.to_dict() if report is not None else None,
+    }
+
+
+def _point_dict(point: PointResult) -> dict[str, Any]:
+    shown = point.report
+    divergence = shown.divergence if shown is not None and shown.exit_code else None
+    return {
+        "point": point.label,
+        "job": point.num,
+        "overrides": list(point.overrides),
+        "run_dirs": [str(d) if d is not None else None for d in point.run_dirs],
+        "verdict": point.verdict,
+        "missing_in": point.missing_in,
+        "differs_in": point.differs_in(),
+        "first_divergence": None
+        if divergence is None
+        else {"step": divergence.step, "epoch": divergence.epoch, "cause": divergence.cause},
+        "pairs": pairs_list(point.pairs),
+    }
+
+
+def render(result: SweepResult, fmt: str = "text") -> str:
+    """The summary table across the matrix, then the full report of the first point that differs."""
+    from twinrun.compare.report import render_markdown, render_table, render_text
+
+    if fmt == "json":
+        return json.dumps(to_dict(result), indent=2) + "\n"
+    headers, rows = ["point", "verdict", "first divergence"], summary_rows(result)
+    first = result.first_different
+    report = first.report if first is not None else None
+    if fmt == "markdown":
+        mark = "✅" if result.identical else "❌"
+        out = [f"## {mark} {_headline(result)}", "", render_table(headers, rows, markdown=True)]
+        if report is not None:
+            out += [
+                "",
+                f"First point that differs: `#{first.num} {first.label}`",
+                "",
+                render_markdown(report),
+            ]
+        return "\n".join(out) + "\n"
+    out = [_headline(result), "", render_table(headers, rows)]
+    if report is not None:
+        out += ["", f"first point that differs: #{first.num} {first.label}", "", render_text(report)]
+    return "\n".join(out) + ("" if report is not None else "\n")

@@ -1,0 +1,73 @@
+import json
+import logging
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from twinrun.record import runs
+
+
+def test_atomic_path_replaces_only_on_success(tmp_path) -> None:
+    target = tmp_path / "f.txt"
+    runs.write_text(target, "old")
+    with pytest.raises(RuntimeError), runs.atomic_path(target) as tmp:
+        tmp.write_text("half-writ")
+        raise RuntimeError("interrupted")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]  # no temp file left behind
+
+
+def test_written_files_have_normal_permissions(tmp_path) -> None:
+    runs.write_text(tmp_path / "a.txt", "x")
+    assert (tmp_path / "a.txt").stat().st_mode & 0o044  # readable by others, unlike mkstemp's 0600
+
+
+def test_exact_floats_round_trip() -> None:
+    for value in (0.1, -0.0, 1e-310, float("inf")):
+        assert float.fromhex(runs.exact(value)) == value
+    assert runs.exact(-0.0) != runs.exact(0.0)
+
+
+def test_write_weights_bytes_and_manifest(tmp_path) -> None:
+    state = {"w": torch.arange(6, dtype=torch.float32).view(2, 3), "bn.num_batches_tracked": torch.tensor(3)}
+    manifest = runs.write_weights(tmp_path / "a", state)
+    runs.write_weights(tmp_path / "b", state)
+    assert (tmp_path / "a" / runs.WEIGHTS).read_bytes() == (tmp_path / "b" / runs.WEIGHTS).read_bytes()
+    loaded = load_file(tmp_path / "a" / runs.WEIGHTS)
+    assert set(loaded) == set(state) and all(torch.equal(loaded[k], state[k]) for k in state)
+    assert manifest == json.loads((tmp_path / "a" / runs.MANIFEST).read_text())
+    assert manifest["tensors"]["w"] == {
+        "dtype": "float32",
+        "shape": [2, 3],
+        "sha256": runs.tensor_sha256(state["w"]),
+    }
+    # Negative control: one ULP in one element changes the file, the tensor digest and the overall digest.
+    state["w"][0, 1] = torch.nextafter(state["w"][0, 1], torch.tensor(10.0))
+    changed = runs.write_weights(tmp_path / "c", state)
+    assert (tmp_path / "c" / runs.WEIGHTS).read_bytes() != (tmp_path / "a" / runs.WEIGHTS).read_bytes()
+    assert changed["tensors"]["w"]["sha256"] != manifest["tensors"]["w"]["sha256"]
+    assert changed["digest"] != manifest["digest"]
+
+
+def test_tensor_sha256_sees_negative_zero() -> None:
+    assert runs.tensor_sha256(torch.tensor([0.0])) != runs.tensor_sha256(torch.tensor([-0.0]))
+
+
+def test_job_log_attaches_a_file_handler_only_once(tmp_path) -> None:
+    root = logging.getLogger()
+    before = list(root.handlers)
+    with runs.job_log(tmp_path, "app") as path:
+        logging.getLogger("twinrun.test").info("hello %d", 1)
+        with runs.job_log(tmp_path, "app"):
+            assert len(root.handlers) == len(before) + 1
+    assert root.handlers == before
+    assert path.name == "app.log"
+    assert "[twinrun.test][INFO] - hello 1" in path.read_text()
+
+
+def test_write_jsonl_one_object_per_line(tmp_path) -> None:
+    runs.write_jsonl(tmp_path / "m.jsonl", [{"b": 1, "a": 2}, {"c": 3}])
+    lines = (tmp_path / "m.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [{"b": 1, "a": 2}, {"c": 3}]
+    assert lines[0] == json.dumps({"b": 1, "a": 2})  # insertion order kept

@@ -1,0 +1,225 @@
+"""Properties of the hypothesis strategies in :mod:`twinrun.testing.strategies` (no training here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import find, given, settings
+from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument, NoSuchExample
+
+from twinrun.testing.compose import compose_config, group_options
+from twinrun.testing.strategies import (
+    SEED_MAX,
+    batch_sizes_not_dividing,
+    format_value,
+    group_choices,
+    leaf_overrides,
+    overrides,
+    seed_edge_examples,
+    seeds,
+)
+
+BOUNDS = {"optimizer.lr": (1e-4, 1e-2), "training.batch_size": (1, 64)}
+
+
+def _split(items: list[str]) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in items)
+
+
+@pytest.fixture(scope="module")
+def vae_cfg():
+    return compose_config("vae_mnist")
+
+
+@pytest.fixture
+def tiny_conf(tmp_path: Path) -> Path:
+    """A config dir of its own: group ``opt`` with options ``a``, ``b``, ``c``; typed leaves."""
+    (tmp_path / "opt").mkdir()
+    for name in "abc":
+        (tmp_path / "opt" / f"{name}.yaml").write_text(f"label: {name}\n")
+    (tmp_path / "app.yaml").write_text(
+        "defaults:\n  - opt: a\n  - _self_\nn: 3\nx: 0.5\nflag: false\nname: hi\nmaybe: null\n"
+    )
+    return tmp_path
+
+
+@settings(max_examples=200)
+@given(seed=seeds())
+def test_seeds_are_ints_in_the_config_range(seed: int) -> None:
+    assert type(seed) is int
+    assert 0 <= seed <= SEED_MAX
+
+
+def test_seeds_reach_both_ends_of_the_range() -> None:
+    assert find(seeds(), lambda s: True) == 0  # the simplest seed is 0, a valid seed
+    assert find(seeds(), lambda s: s >= SEED_MAX) == SEED_MAX
+    assert find(seeds(), lambda s: s > 2**31) > 2**31  # beyond int32: the full uint32 range
+
+
+def test_seed_edge_examples_always_runs_both_edges() -> None:
+    seen: list[int] = []
+
+    @settings(max_examples=3, database=None)
+    @seed_edge_examples("seed")
+    @given(seed=seeds())
+    def probe(seed: int) -> None:
+        seen.append(seed)
+
+    probe()
+    assert seen[:2] == [SEED_MAX, 0] or seen[:2] == [0, SEED_MAX]
+    assert len(seen) >= 3  # the explicit examples come on top of generated ones
+
+
+def test_seed_edge_examples_fixes_other_given_arguments() -> None:
+    seen: list[tuple[int, int]] = []
+
+    @settings(max_examples=1, database=None)
+    @seed_edge_examples("s", n=7)
+    @given(s=seeds(), n=st.integers(0, 3))
+    def probe(s: int, n: int) -> None:
+        seen.append((s, n))
+
+    probe()
+    assert (0, 7) in seen and (SEED_MAX, 7) in seen
+
+    @seed_edge_examples("s")  # n missing: hypothesis refuses the example instead of guessing
+    @given(s=seeds(), n=st.integers(0, 3))
+    def incomplete(s: int, n: int) -> None:
+        pass
+
+    with pytest.raises(InvalidArgument):
+        incomplete()
+
+
+def test_group_choices_sample_exactly_the_loader_options(tiny_conf: Path) -> None:
+    strategy = group_choices("opt", config_dir=tiny_conf)
+    for option in ("a", "b", "c"):
+        assert find(strategy, lambda o, option=option: o == option) == option
+    with pytest.raises(NoSuchExample):
+        find(strategy, lambda o: o not in {"a", "b", "c"})
+    assert find(group_choices("experiment"), lambda o: True) == group_options("experiment")[0]
+
+
+def test_group_choices_rejects_an_unknown_group(tiny_conf: Path) -> None:
+    with pytest.raises(ValueError, match="no options"):
+        group_choices("nope", config_dir=tiny_conf)
+
+
+@settings(max_examples=40)
+@given(data=st.data())
+def test_leaf_overrides_keep_types_and_bounds(data, vae_cfg) -> None:
+    items = data.draw(leaf_overrides(vae_cfg, keys=[*BOUNDS, "deterministic"], bounds=BOUNDS))
+    assert [i.split("=")[0] for i in items] == ["deterministic", "optimizer.lr", "training.batch_size"]
+    values = _split(items)
+    assert values["deterministic"] in ("true", "false")
+    batch = values["training.batch_size"]
+    assert batch.isdigit() and 1 <= int(batch) <= 64  # an int stays an int: no "8.0"
+    lr = float(values["optimizer.lr"])
+    assert 1e-4 <= lr <= 1e-2
+
+
+@settings(max_examples=15)
+@given(data=st.data())
+def test_leaf_overrides_round_trip_through_hydra_exactly(data, vae_cfg) -> None:
+    bounds = {"optimizer.lr": (0.0, 1.0), "training.batch_size": (1, 512), "seed": (0, SEED_MAX)}
+    items = data.draw(leaf_overrides(vae_cfg, keys=[*bounds, "deterministic"], bounds=bounds))
+    cfg = compose_config("vae_mnist", items)
+    values = _split(items)
+    assert type(cfg.optimizer.lr) is float and cfg.optimizer.lr == float(values["optimizer.lr"])
+    assert type(cfg.training.batch_size) is int and cfg.training.batch_size == int(
+        values["training.batch_size"]
+    )
+    assert type(cfg.seed) is int and cfg.seed == int(values["seed"])
+    assert cfg.deterministic is (values["deterministic"] == "true")
+
+
+def test_leaf_overrides_reach_the_declared_bounds(vae_cfg) -> None:
+    strategy = leaf_overrides(vae_cfg, bounds={"training.batch_size": (3, 9)})
+    assert find(strategy, lambda i: True) == ["training.batch_size=3"]
+    assert find(strategy, lambda i: int(i[0].split("=")[1]) >= 9) == ["training.batch_size=9"]
+
+
+def test_leaf_overrides_type_null_leaves_from_their_bounds(tiny_conf: Path) -> None:
+    cfg = compose_config("app", config_dir=tiny_conf)
+    as_int = find(leaf_overrides(cfg, bounds={"maybe": (2, 5)}), lambda i: True)
+    as_float = find(leaf_overrides(cfg, bounds={"maybe": (0.5, 1.5)}), lambda i: True)
+    assert as_int == ["maybe=2"]
+    value = as_float[0].removeprefix("maybe=")
+    assert "." in value and 0.5 <= float(value) <= 1.5  # float bounds: a float, even when whole
+
+
+@pytest.mark.parametrize(
+    ("keys", "bounds", "message"),
+    [
+        (["n"], None, "declare its bounds"),
+        (["name"], None, "not a numeric or boolean"),
+        (["missing.key"], None, "not a key"),
+        (None, {"x": (1.0, 0.0)}, "empty"),
+        (None, {"n": (0.2, 0.8)}, "no integer"),
+        (["n"], {"n": (0, 1), "x": (0.0, 1.0)}, "not varied"),
+        (["flag"], {"flag": (0, 5)}, "boolean"),
+    ],
+)
+def test_leaf_overrides_refuse_unusable_requests(tiny_conf: Path, keys, bounds, message) -> None:
+    cfg = compose_config("app", config_dir=tiny_conf)
+    with pytest.raises(ValueError, match=message):
+        leaf_overrides(cfg, keys=keys, bounds=bounds)
+
+
+def test_format_value_writes_hydra_literals() -> None:
+    assert format_value(True) == "true" and format_value(False) == "false"
+    assert format_value(5) == "5" and format_value(5e-05) == "5e-05" and format_value(1.0) == "1.0"
+    with pytest.raises(ValueError):
+        format_value(float("nan"))
+
+
+@settings(max_examples=100)
+@given(n=st.integers(2, 500), data=st.data())
+def test_batch_sizes_never_divide(n: int, data) -> None:
+    if all(n % b == 0 for b in range(2, n + 1)):  # only n == 2 leaves nothing in [2, n]
+        with pytest.raises(ValueError):
+            batch_sizes_not_dividing(n)
+        return
+    size = data.draw(batch_sizes_not_dividing(n))
+    assert 2 <= size <= n and n % size != 0
+
+
+def test_batch_sizes_respect_explicit_range() -> None:
+    strategy = batch_sizes_not_dividing(12, low=5, high=20)
+    assert find(strategy, lambda b: True) == 5
+    assert find(strategy, lambda b: b > 12) == 13  # larger than n: one partial batch
+    with pytest.raises(NoSuchExample):
+        find(strategy, lambda b: b in (6, 12))  # divisors are never drawn
+    with pytest.raises(ValueError, match="divides"):
+        batch_sizes_not_dividing(12, low=6, high=6)
+
+
+@settings(max_examples=10)
+@given(data=st.data())
+def test_overrides_combine_sorted_and_compose(data) -> None:
+    strategy = overrides("vae_mnist", groups=("experiment",), bounds=BOUNDS)
+    items = data.draw(strategy)
+    keys = [i.split("=", 1)[0] for i in items]
+    assert keys == sorted(keys) == ["experiment", "optimizer.lr", "seed", "training.batch_size"]
+    cfg = compose_config("vae_mnist", items)  # Hydra accepts every combination
+    assert cfg.seed == int(_split(items)["seed"])
+    assert cfg.optimizer.lr == float(_split(items)["optimizer.lr"])  # value override beats experiment
+
+
+def test_overrides_restrict_groups_and_seed(tiny_conf: Path) -> None:
+    strategy = overrides("app", groups={"opt": ["c", "b"]}, seed_key=None, config_dir=tiny_conf)
+    assert find(strategy, lambda i: True) == ["opt=b"]
+    with pytest.raises(NoSuchExample):
+        find(strategy, lambda i: i == ["opt=a"])
+    with pytest.raises(ValueError, match="no option"):
+        overrides("app", groups={"opt": ["z"]}, seed_key=None, config_dir=tiny_conf)
+    with pytest.raises(ValueError, match="seed_key=None"):
+        overrides("app", config_dir=tiny_conf)
+
+
+def test_overrides_refuse_a_key_varied_twice_given_as_an_iterator() -> None:
+    for keys in (["seed"], iter(["seed"])):  # an iterator is read twice inside: it must not slip through
+        with pytest.raises(ValueError, match="keys varied twice: seed"):
+            overrides("vae_mnist", bounds={"seed": (0, 5)}, keys=keys)
