@@ -13,16 +13,28 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from twinrun import __version__
 from twinrun.errors import TwinrunError
 from twinrun.verify.cli import add_parser as add_verify_parser
+from twinrun.verify.processes import Terminated
 
 PROG = "twinrun"
 EXIT_UNUSABLE = 2
 
 Subparsers = Any  # argparse's _SubParsersAction is private; typing it adds nothing
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (``twinrun compare: error: ...; see twinrun compare --help``)
+    and exit code 2; the subcommands' parsers are of this class too."""
+
+    subcommands: dict[str, argparse.ArgumentParser]
+
+    def error(self, message: str) -> NoReturn:
+        text = " ".join(message.split())
+        self.exit(EXIT_UNUSABLE, f"{self.prog}: error: {text}; see {self.prog} --help\n")
 
 
 def _color_wanted(mode: str) -> bool:
@@ -85,15 +97,14 @@ def run_compare(args: argparse.Namespace) -> int:
 SUBCOMMANDS: list[Callable[[Subparsers], None]] = [add_compare_parser, add_verify_parser]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> _Parser:
     """The ``twinrun`` parser with every registered subcommand."""
-    parser = argparse.ArgumentParser(
-        prog=PROG, description="Prove that PyTorch training reproduces bit for bit."
-    )
+    parser = _Parser(prog=PROG, description="Prove that PyTorch training reproduces bit for bit.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for register in SUBCOMMANDS:
         register(subparsers)
+    parser.subcommands = dict(subparsers.choices)
     return parser
 
 
@@ -106,7 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``twinrun`` console script and ``python -m twinrun``; returns the exit code."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # named by the subcommand's parser, so that the line points to its --help
+            where = parser.subcommands.get(args.command, parser)
+            where.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:  # --help, --version, usage errors: argparse already printed
         return exc.code if isinstance(exc.code, int) else EXIT_UNUSABLE
     if args.command is None:
@@ -120,6 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{where}: interrupted", file=sys.stderr)
         return 130
+    except Terminated as exc:  # SIGTERM/SIGHUP during verify's runs: the run in progress was stopped
+        print(f"{where}: stopped by {exc.name}", file=sys.stderr)
+        return exc.exit_code
     except BrokenPipeError:
         # The reader (e.g. `| head`) went away; silence the flush at exit as well.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

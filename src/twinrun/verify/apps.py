@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from twinrun.errors import TwinrunError
+from twinrun.verify import processes
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -39,7 +40,6 @@ _MODULE_FUNCTION = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 # An absolute path of these characters reads back as the same string; anything else is quoted.
 _PLAIN_OVERRIDE_VALUE = re.compile(r"^/[\w/.\-+@]*$", re.ASCII)
 TAIL_LINES = 15
-_SPINNER = "|/-\\"
 
 
 class VerifyError(TwinrunError):
@@ -172,17 +172,6 @@ def check_overrides(overrides: Sequence[str]) -> list[str]:
     return list(overrides)
 
 
-def _stop(proc: subprocess.Popen[bytes], grace: float = 15.0) -> None:
-    """Stop a run: SIGTERM first, so that torchrun (and Hydra's launchers) can stop the workers they
-    started in sessions of their own, which a SIGKILL of the parent would leave running; then SIGKILL."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def hydra_quote(value: str) -> str:
     """A value as Hydra's override parser reads it back unchanged (quoted when it has to be)."""
     if _PLAIN_OVERRIDE_VALUE.match(value):
@@ -237,21 +226,6 @@ def _tail(path: Path, lines: int = TAIL_LINES) -> list[str]:
     return text.splitlines()[-lines:]
 
 
-def _wait(proc: subprocess.Popen[bytes], label: str, progress: TextIO | None) -> None:
-    """Wait for ``proc``; on a terminal, animate a spinner with the elapsed time."""
-    spin = progress is not None and progress.isatty()
-    started = time.perf_counter()
-    for tick in itertools.count():
-        try:
-            proc.wait(timeout=0.1 if spin else None)
-            return
-        except subprocess.TimeoutExpired:
-            assert progress is not None
-            elapsed = time.perf_counter() - started
-            progress.write(f"\r{label} {_SPINNER[tick % len(_SPINNER)]} {elapsed:.0f}s")
-            progress.flush()
-
-
 def run_once(
     command: AppCommand,
     overrides: Sequence[str],
@@ -261,8 +235,10 @@ def run_once(
     progress: TextIO | None = None,
     cwd: str | Path | None = None,
     kind: str = "run",
+    timeout: float | None = None,
 ) -> RunRecord:
-    """Run the app once into ``workdir/<kind>-<run>`` in a fresh process; raise if it fails.
+    """Run the app once into ``workdir/<kind>-<run>`` in a fresh process; raise if it fails or runs
+    longer than ``timeout`` seconds (then it is stopped first).
 
     ``kind="sweep"``: a Hydra multirun (``--multirun``) whose sweep directory is ``workdir/sweep-<run>``.
     """
@@ -277,40 +253,61 @@ def run_once(
         progress.write(f"{label} ...")
         progress.flush()
     started = time.perf_counter()
-    with output.open("wb") as out:
+    proc = None
+    with output.open("wb") as out, processes.forwarded_signals():
         try:
-            proc = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=cwd
-            )
+            proc = processes.start(argv, out, env, cwd)
+            finished = processes.wait(proc, label, progress, timeout)
         except OSError as error:
+            if proc is not None:
+                processes.stop(proc)
+                raise
             raise VerifyError(f"{command.app} cannot be started ({error.strerror}): {argv[0]}") from None
-        try:
-            _wait(proc, label, progress)
-        except BaseException:  # Ctrl-C: do not leave the run behind
-            _stop(proc)
+        except BaseException:  # Ctrl-C, SIGTERM, SIGHUP: do not leave the run behind
+            if proc is not None:
+                processes.stop(proc)
             raise
+        if not finished:
+            processes.stop(proc)
     seconds = time.perf_counter() - started
     record = RunRecord(run, run_dir, output, argv, run, seconds, proc.returncode)
     if progress is not None:
-        state = "done" if proc.returncode == 0 else f"FAILED (exit {proc.returncode})"
+        state = "done" if finished and proc.returncode == 0 else "FAILED"
+        state += "" if finished else f" (timed out after {timeout:g}s)"
+        state += f" (exit {proc.returncode})" if finished and proc.returncode else ""
         prefix = f"\r{label} ..." if progress.isatty() else ""
         progress.write(f"{prefix} {state} in {seconds:.1f}s\n")
         progress.flush()
+    if not finished:
+        raise VerifyError(run_failure_message(record, timeout=timeout))
     if proc.returncode != 0:
         raise VerifyError(run_failure_message(record))
     return record
 
 
-def run_failure_message(record: RunRecord) -> str:
-    """One line saying which run failed, then the command and the last lines of its output."""
+def run_failure_message(record: RunRecord, timeout: float | None = None) -> str:
+    """One line saying which run failed (or ran past ``timeout``), then the command and the last lines
+    of its output."""
     name = record.run_dir.name.replace("-", " ", 1)  # "run 1", "sweep 2"
+    if timeout is not None:
+        what = f"{name} did not finish within --timeout {timeout:g}s and was stopped"
+    else:
+        what = f"{name} failed with exit code {record.returncode}"
     lines = [
-        f"{name} failed with exit code {record.returncode}; its output is in {record.output}",
+        f"{what}; its output is in {record.output}",
         f"  command: {subprocess.list2cmdline(record.command)}",
         f"  last lines of {record.output.name}:",
         *(f"    {line}" for line in _tail(record.output)),
     ]
     return "\n".join(lines)
+
+
+def check_timeout(timeout: float | None) -> float | None:
+    """``--timeout``: None (no limit) or a number of seconds > 0."""
+    if timeout is not None and not (isinstance(timeout, int | float) and 0 < timeout < float("inf")):
+        shown = f"{timeout:g}" if isinstance(timeout, float) else repr(timeout)
+        raise VerifyError(f"--timeout {shown}: give a number of seconds > 0")
+    return timeout
 
 
 def launch_runs(
@@ -322,10 +319,13 @@ def launch_runs(
     progress: TextIO | None = None,
     cwd: str | Path | None = None,
     kind: str = "run",
+    timeout: float | None = None,
 ) -> tuple[AppCommand, Path, list[RunRecord]]:
-    """Validate, then start ``app`` ``runs`` times in fresh processes (``kind``: "run" or "sweep")."""
+    """Validate, then start ``app`` ``runs`` times in fresh processes (``kind``: "run" or "sweep"),
+    each limited to ``timeout`` seconds."""
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < 2:
         raise VerifyError(f"--runs {runs} is too few; verify needs at least 2 {kind}s")
+    timeout = check_timeout(timeout)
     command = app if isinstance(app, AppCommand) else resolve_app(app)
     overrides = check_overrides(overrides)
     directory = prepare_workdir(workdir, runs, kind=kind)
@@ -334,9 +334,44 @@ def launch_runs(
             f"twinrun verify: {runs} {kind}s of {command.app}; {kind} directories in {directory}\n"
         )
     records = [
-        run_once(command, overrides, i, runs, directory, progress, cwd, kind=kind) for i in range(1, runs + 1)
+        run_once(command, overrides, i, runs, directory, progress, cwd, kind=kind, timeout=timeout)
+        for i in range(1, runs + 1)
     ]
     return command, directory, records
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    """What verify (also for sweeps and DDP) passes to :func:`~twinrun.compare.runs.compare_runs`."""
+
+    trust_pickle: bool = False
+    ignore: tuple[str, ...] = ()
+
+
+NO_OPTIONS = CompareOptions()
+
+
+def left_nothing(run_dir: Path) -> bool:
+    """True when ``run_dir`` holds no file beyond Hydra's own (``.hydra/``, the job's ``*.log``)."""
+    if not run_dir.is_dir():
+        return True
+    return not any(
+        path.is_file() and path.relative_to(run_dir).parts[0] != ".hydra" and path.suffix != ".log"
+        for path in run_dir.rglob("*")
+    )
+
+
+def compare_pair(a: Path, b: Path, app: str, options: CompareOptions = NO_OPTIONS) -> Report:
+    """Compare two runs of ``app``; an unusable run that left nothing is told to write into its run dir."""
+    from twinrun.compare.runs import UnusableRunError, compare_runs
+
+    try:
+        extra = {"ignore": options.ignore} if options.ignore else {}  # TEMP until compare_runs takes ignore
+        return compare_runs(a, b, trust_pickle=options.trust_pickle, **extra)
+    except UnusableRunError as error:
+        if not (left_nothing(a) or left_nothing(b)):
+            raise
+        raise UnusableRunError(f"{error} (did {app} write into hydra.run.dir?)") from None
 
 
 def verify_app(
@@ -347,16 +382,19 @@ def verify_app(
     *,
     progress: TextIO | None = None,
     cwd: str | Path | None = None,
+    timeout: float | None = None,
+    options: CompareOptions = NO_OPTIONS,
 ) -> VerifyResult:
-    """Run ``app`` with ``overrides`` ``runs`` times in fresh processes and compare every pair.
+    """Run ``app`` with ``overrides`` ``runs`` times in fresh processes (each at most ``timeout``
+    seconds) and compare every pair with ``options``.
 
-    Raises :class:`VerifyError` (unknown app, bad overrides, a failed run) or
+    Raises :class:`VerifyError` (unknown app, bad overrides, a failed or timed-out run) or
     :class:`twinrun.compare.run_reader.UnusableRunError` (a run left nothing comparable).
     """
-    from twinrun.compare.runs import compare_runs
-
-    command, directory, records = launch_runs(app, overrides, runs, workdir, progress=progress, cwd=cwd)
+    command, directory, records = launch_runs(
+        app, overrides, runs, workdir, progress=progress, cwd=cwd, timeout=timeout
+    )
     result = VerifyResult(command, directory, records)
     for a, b in itertools.combinations(records, 2):
-        result.pairs[(a.index, b.index)] = compare_runs(a.run_dir, b.run_dir)
+        result.pairs[(a.index, b.index)] = compare_pair(a.run_dir, b.run_dir, command.app, options)
     return result

@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any, NoReturn
 
-from twinrun.verify.apps import VerifyError, verify_app
+from twinrun.verify.apps import CompareOptions, VerifyError, verify_app
 from twinrun.verify.render import render
 
 
@@ -24,7 +24,7 @@ class _TrailingOptions(argparse.ArgumentParser):
         _add_options(self, trailing=True)
 
     def error(self, message: str) -> NoReturn:
-        raise VerifyError(message)
+        raise VerifyError(f"{message}; see twinrun verify --help")
 
 
 def _add_options(parser: argparse.ArgumentParser, trailing: bool = False) -> None:
@@ -47,6 +47,26 @@ def _add_options(parser: argparse.ArgumentParser, trailing: bool = False) -> Non
         "rank's weights too",
     )
     parser.add_argument("--workdir", metavar="DIR", help="where the runs go (default: a new temp directory)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="stop a run (or a sweep) that takes longer than this and exit 2 (default: no limit)",
+    )
+    parser.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        default=argparse.SUPPRESS if trailing else False,
+        help="load a torch file that the inert reader cannot with full pickle (arbitrary code "
+        "execution: only for files you made yourself)",
+    )
+    parser.add_argument(
+        "--ignore",
+        action="append",
+        metavar="GLOB",
+        default=argparse.SUPPRESS if trailing else [],
+        help="leave files matching GLOB (relative to the run directory) out of the verdict; repeatable",
+    )
     fmt = parser if trailing else parser.add_mutually_exclusive_group()  # checked again in run_verify
     fmt.add_argument("--json", action="store_true", help="print a machine-readable JSON report")
     fmt.add_argument("--markdown", action="store_true", help="print a markdown report (CI job summaries)")
@@ -59,7 +79,7 @@ def add_parser(subparsers: Any) -> None:
         help="run a Hydra app N times in fresh processes and compare the runs",
         description="Run APP (a console script, module:function or script.py) N times, each in a fresh "
         "interpreter with its own PYTHONHASHSEED and run directory, and compare every pair. "
-        "Exit 0 identical, 1 different, 2 unusable (unknown app, a run failed).",
+        "Exit 0 identical, 1 different, 2 unusable (unknown app, a run failed or timed out).",
     )
     p.add_argument(
         "app",
@@ -76,11 +96,10 @@ def add_parser(subparsers: Any) -> None:
 
 def run_verify(args: argparse.Namespace) -> int:
     """Handler of ``twinrun verify``: run, print the report, return 0/1 (errors raise VerifyError)."""
-    from twinrun.compare.run_reader import UnusableRunError
-
     trailing, overrides = _TrailingOptions().parse_known_args(args.overrides)
     for name, value in vars(trailing).items():
-        setattr(args, name, value)
+        # --ignore before and after APP adds up; any other option given after APP wins.
+        setattr(args, name, args.ignore + value if name == "ignore" else value)
     if args.json and args.markdown:
         raise VerifyError("--json and --markdown exclude each other; pick one")
     if args.nproc_per_node < 1:
@@ -90,23 +109,26 @@ def run_verify(args: argparse.Namespace) -> int:
             "-m and --nproc-per-node exclude each other; verify a DDP config one point at a time"
         )
     fmt = "json" if args.json else "markdown" if args.markdown else "text"
-    common = {"runs": args.runs, "workdir": args.workdir, "progress": sys.stderr}
-    try:
-        if args.multirun:
-            from twinrun.verify import sweep
+    common = {
+        "runs": args.runs,
+        "workdir": args.workdir,
+        "progress": sys.stderr,
+        "timeout": args.timeout,
+        "options": CompareOptions(trust_pickle=args.trust_pickle, ignore=tuple(args.ignore)),
+    }
+    if args.multirun:
+        from twinrun.verify import sweep
 
-            result: Any = sweep.verify_sweep(args.app, overrides, **common)
-            text = sweep.render(result, fmt)
-        elif args.nproc_per_node > 1:
-            from twinrun.verify import ddp as verify_ddp
+        result: Any = sweep.verify_sweep(args.app, overrides, **common)
+        text = sweep.render(result, fmt)
+    elif args.nproc_per_node > 1:
+        from twinrun.verify import ddp as verify_ddp
 
-            result = verify_ddp.verify_ddp(args.app, overrides, args.nproc_per_node, **common)
-            text = verify_ddp.render(result, fmt)
-        else:
-            result = verify_app(args.app, overrides, **common)
-            text = render(result, fmt)
-    except UnusableRunError as error:  # a run exited 0 but left no comparable run directory
-        raise VerifyError(f"{error} (did {args.app} write into hydra.run.dir?)") from None
+        result = verify_ddp.verify_ddp(args.app, overrides, args.nproc_per_node, **common)
+        text = verify_ddp.render(result, fmt)
+    else:
+        result = verify_app(args.app, overrides, **common)
+        text = render(result, fmt)
     sys.stdout.write(text)
     sys.stdout.flush()
     sys.stderr.write(f"run directories kept in {result.workdir}\n")

@@ -24,7 +24,15 @@ from typing import Any, TextIO
 
 from twinrun.compare.report_model import DIFFERENT, IDENTICAL, Report
 from twinrun.record.runs import rank_dir
-from twinrun.verify.apps import AppCommand, VerifyError, VerifyResult, resolve_app, verify_app
+from twinrun.verify.apps import (
+    NO_OPTIONS,
+    AppCommand,
+    CompareOptions,
+    VerifyError,
+    VerifyResult,
+    resolve_app,
+    verify_app,
+)
 
 TORCHRUN = (sys.executable, "-m", "torch.distributed.run")
 
@@ -64,13 +72,16 @@ def torchrun_command(command: AppCommand, nproc: int) -> AppCommand:
     return AppCommand(command.app, argv, "torchrun")
 
 
-def compare_weights_only(a: Path, b: Path) -> Report:
+def compare_weights_only(a: Path, b: Path, trust_pickle: bool = False) -> Report:
     """A report with one section: the final weights of ``a`` and ``b``, bit for bit."""
     from twinrun.compare.run_reader import open_run
     from twinrun.compare.weights import compare_weights
     from twinrun.compare.weights_reader import open_weights
 
-    with open_weights(open_run(a)) as wa, open_weights(open_run(b)) as wb:
+    with (
+        open_weights(open_run(a), trust_pickle=trust_pickle) as wa,
+        open_weights(open_run(b), trust_pickle=trust_pickle) as wb,
+    ):
         section = compare_weights(wa, wb)
     return Report(str(a), str(b), {"weights": section})
 
@@ -95,24 +106,36 @@ def verify_ddp(
     *,
     progress: TextIO | None = None,
     cwd: str | Path | None = None,
+    timeout: float | None = None,
+    options: CompareOptions = NO_OPTIONS,
 ) -> DDPResult:
-    """Run ``app`` ``runs`` times under torchrun with ``nproc`` processes; compare runs and ranks."""
+    """Run ``app`` ``runs`` times under torchrun with ``nproc`` processes (each run at most ``timeout``
+    seconds); compare runs (with ``options``) and ranks."""
     if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 2:
         raise VerifyError(f"--nproc-per-node {nproc}: a DDP twin needs at least 2 processes")
     command = app if isinstance(app, AppCommand) else resolve_app(app)
     result = verify_app(
-        torchrun_command(command, nproc), overrides, runs, workdir, progress=progress, cwd=cwd
+        torchrun_command(command, nproc),
+        overrides,
+        runs,
+        workdir,
+        progress=progress,
+        cwd=cwd,
+        timeout=timeout,
+        options=options,
     )
     ranks = {run.index: _rank_dirs(run.run_dir, nproc, command.app) for run in result.runs}
-    checks = []
+    checks, trust = [], options.trust_pickle
     for a, b in itertools.combinations(result.runs, 2):
         for r in range(nproc):
             label = f"rank {r}: run-{a.index} / run-{b.index}"
-            checks.append(RankCheck(label, compare_weights_only(ranks[a.index][r], ranks[b.index][r])))
+            report = compare_weights_only(ranks[a.index][r], ranks[b.index][r], trust)
+            checks.append(RankCheck(label, report))
     for run in result.runs:
         for r in range(1, nproc):
             label = f"run-{run.index}: rank {r} / rank 0"
-            checks.append(RankCheck(label, compare_weights_only(ranks[run.index][r], ranks[run.index][0])))
+            report = compare_weights_only(ranks[run.index][r], ranks[run.index][0], trust)
+            checks.append(RankCheck(label, report))
     return DDPResult(result, nproc, checks)
 
 

@@ -21,7 +21,17 @@ from typing import Any, TextIO
 import yaml
 
 from twinrun.compare.report_model import DIFFERENT, IDENTICAL, Report, shown_report
-from twinrun.verify.apps import AppCommand, RunRecord, VerifyError, launch_runs, pairs_list, run_dict
+from twinrun.verify.apps import (
+    NO_OPTIONS,
+    AppCommand,
+    CompareOptions,
+    RunRecord,
+    VerifyError,
+    compare_pair,
+    launch_runs,
+    pairs_list,
+    run_dict,
+)
 
 SWEEP_FORMAT = "twinrun-sweep/1"
 HYDRA_DIR = ".hydra"
@@ -173,16 +183,17 @@ def verify_sweep(
     *,
     progress: TextIO | None = None,
     cwd: str | Path | None = None,
+    timeout: float | None = None,
+    options: CompareOptions = NO_OPTIONS,
 ) -> SweepResult:
-    """Run the sweep ``overrides`` describes ``runs`` times and compare every point across the runs.
+    """Run the sweep ``overrides`` describes ``runs`` times (each sweep at most ``timeout`` seconds) and
+    compare every point across the runs with ``options``.
 
     Raises :class:`VerifyError` (unknown app, bad overrides, a failed sweep, a sweep without points)
     or :class:`twinrun.compare.run_reader.UnusableRunError` (a point left nothing comparable).
     """
-    from twinrun.compare.runs import compare_runs
-
     command, directory, records = launch_runs(
-        app, overrides, runs, workdir, progress=progress, cwd=cwd, kind="sweep"
+        app, overrides, runs, workdir, progress=progress, cwd=cwd, kind="sweep", timeout=timeout
     )
     found = [find_points(record.run_dir) for record in records]
     for record, points in zip(records, found, strict=True):
@@ -199,7 +210,7 @@ def verify_sweep(
         point = PointResult(label, first.num, first.overrides, [p.run_dir if p else None for p in group])
         for (i, a), (j, b) in itertools.combinations(enumerate(group, 1), 2):
             if a is not None and b is not None:
-                point.pairs[(i, j)] = compare_runs(a.run_dir, b.run_dir)
+                point.pairs[(i, j)] = compare_pair(a.run_dir, b.run_dir, command.app, options)
         result.points.append(point)
     return result
 

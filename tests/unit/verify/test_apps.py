@@ -21,6 +21,7 @@ from twinrun.compare.report_model import DIFFERENT, IDENTICAL, ConfigSection, Re
 from twinrun.verify import cli as cli_verify
 from twinrun.verify.apps import (
     AppCommand,
+    CompareOptions,
     VerifyError,
     VerifyResult,
     check_overrides,
@@ -237,16 +238,27 @@ def test_cli_options_may_follow_the_overrides(
 ) -> None:
     seen = {}
 
-    def fake_verify(app, overrides, runs, workdir, progress):
-        seen.update(app=app, overrides=overrides, runs=runs, workdir=workdir)
+    def fake_verify(app, overrides, runs, workdir, progress, timeout, options):
+        seen.update(
+            app=app, overrides=overrides, runs=runs, workdir=workdir, timeout=timeout, options=options
+        )
         raise VerifyError("stop here")
 
     monkeypatch.setattr(cli_verify, "verify_app", fake_verify)
-    code, _, err = run_cli(["verify", "--runs", "4", "app", "a=1", "--workdir", "W", "b=2"], capsys)
+    argv = ["verify", "--runs", "4", "--ignore", "*.log", "app", "a=1", "--workdir", "W", "b=2"]
+    code, _, err = run_cli([*argv, "--ignore", "tb/**", "--trust-pickle", "--timeout", "2.5"], capsys)
     assert code == 2 and err == "twinrun verify: error: stop here\n"
-    assert seen == {"app": "app", "overrides": ["a=1", "b=2"], "runs": 4, "workdir": "W"}
+    assert seen == {
+        "app": "app",
+        "overrides": ["a=1", "b=2"],
+        "runs": 4,
+        "workdir": "W",
+        "timeout": 2.5,
+        "options": CompareOptions(trust_pickle=True, ignore=("*.log", "tb/**")),
+    }
     run_cli(["verify", "app", "a=1", "--runs", "3"], capsys)
     assert seen["runs"] == 3 and seen["overrides"] == ["a=1"]
+    assert seen["timeout"] is None and seen["options"] == CompareOptions()  # the controls: defaults
 
 
 @pytest.mark.parametrize(
@@ -256,6 +268,11 @@ def test_cli_options_may_follow_the_overrides(
         (["verify", "x.py", "--runs", "1"], "at least 2 runs"),
         (["verify", "no-such-app-xyz"], "no such app"),
         (["verify", "vae-mnist", "hydra.run.dir=/tmp/x"], "--workdir"),
+        (["verify", "x.py", "--timeout", "0"], "--timeout 0: give a number of seconds > 0"),
+        (["verify", "x.py", "--timeout", "nan"], "give a number of seconds > 0"),
+        (["verify", "x.py", "--timeout", "x"], "invalid float value: 'x'; see twinrun verify --help"),
+        (["verify", "--timeout", "x", "x.py"], "invalid float value: 'x'; see twinrun verify --help"),
+        (["verify", "x.py", "--ignore"], "expected one argument; see twinrun verify --help"),
     ],
 )
 def test_cli_unusable_input_is_one_line_exit_2(argv: list[str], message: str, capsys) -> None:
@@ -307,21 +324,3 @@ def test_cli_verify_is_registered() -> None:
     help_text = cli.build_parser().format_help()
     assert "verify" in help_text
     assert os.environ.get("TWINRUN_DEBUG") != "1"  # the one-line error paths above assume no debug mode
-
-
-@pytest.mark.parametrize(("handles_term", "exit_code"), [(True, 7), (False, -9)])
-def test_an_interrupted_run_gets_sigterm_first_then_sigkill(handles_term: bool, exit_code: int) -> None:
-    import subprocess
-
-    from twinrun.verify.apps import _stop
-
-    # A child that exits 7 on SIGTERM (as torchrun does after stopping its workers), or ignores it.
-    handler = "lambda *_: sys.exit(7)" if handles_term else "signal.SIG_IGN"
-    code = (
-        f"import signal, sys, time; signal.signal(signal.SIGTERM, {handler}); "
-        "print(1, flush=True); time.sleep(60)"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
-    assert proc.stdout is not None and proc.stdout.readline()  # the handler is installed
-    _stop(proc, grace=1.0)
-    assert proc.returncode == exit_code
