@@ -77,3 +77,145 @@ def test_worker_seeding_follows_torch_seed() -> None:
     torch.manual_seed(4321)
     det.seed_worker(0)
     assert (random.random(), float(np.random.rand())) != a
+
+
+# --- each stream checked on its own: a draw from one stream cannot mask another stream's fault ---
+
+
+def _stream_draws() -> dict[str, object]:
+    return {
+        "python": random.random(),
+        "numpy": float(np.random.rand()),
+        "torch": torch.rand(2).tolist(),
+    }
+
+
+def _reference_draws(seed: int) -> dict[str, object]:
+    """What each stream yields right after being seeded with ``seed`` by its own library."""
+    generator = torch.Generator().manual_seed(seed)
+    return {
+        "python": random.Random(seed).random(),
+        "numpy": float(np.random.RandomState(seed).rand()),
+        "torch": torch.rand(2, generator=generator).tolist(),
+    }
+
+
+@pytest.mark.parametrize("seed", [0, 7, 2**32 - 1])
+@pytest.mark.parametrize("stream", ["python", "numpy", "torch"])
+def test_seed_everything_seeds_each_stream_with_the_seed(seed: int, stream: str) -> None:
+    det.seed_everything(seed)
+    assert _stream_draws()[stream] == _reference_draws(seed)[stream]
+
+
+@pytest.mark.parametrize("stream", ["python", "numpy", "torch"])
+def test_each_stream_follows_the_seed(stream: str) -> None:
+    det.seed_everything(5)
+    five = _stream_draws()[stream]
+    det.seed_everything(6)
+    assert _stream_draws()[stream] != five  # negative control: the stream is not seeded with a constant
+
+
+@pytest.mark.parametrize("stream", ["python", "numpy"])
+def test_worker_seeding_seeds_each_stream_from_the_torch_seed(stream: str) -> None:
+    for torch_seed in (1234, 2**40 + 17):
+        torch.manual_seed(torch_seed)
+        for worker_id in (0, 1):  # the worker id plays no part: torch's per-worker seed already differs
+            det.seed_worker(worker_id)
+            assert _stream_draws()[stream] == _reference_draws(torch_seed % 2**32)[stream]
+
+
+class _Draws(torch.utils.data.Dataset):
+    """Each item is one draw from every global stream, made inside the worker that loads it."""
+
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        info = torch.utils.data.get_worker_info()
+        return {
+            "worker": torch.tensor(info.id if info else -1),
+            "python": torch.tensor(random.random(), dtype=torch.float64),
+            "numpy": torch.tensor(float(np.random.rand()), dtype=torch.float64),
+            "torch": torch.rand((), dtype=torch.float64),
+        }
+
+
+def _worker_draws(loader_seed: int) -> dict[str, dict[int, list[float]]]:
+    """Per stream, per worker: the draws of 2 DataLoader workers seeded like ``make_loader`` seeds them."""
+    loader = torch.utils.data.DataLoader(
+        _Draws(),
+        batch_size=None,
+        num_workers=2,
+        worker_init_fn=det.seed_worker,
+        generator=det.make_generator(loader_seed, "loader", 1),
+    )
+    out: dict[str, dict[int, list[float]]] = {s: {0: [], 1: []} for s in ("python", "numpy", "torch")}
+    for item in loader:
+        for stream, per_worker in out.items():
+            per_worker[int(item["worker"])].append(float(item[stream]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def worker_draws() -> dict[int, dict[str, dict[int, list[float]]]]:
+    # The parent's global state is scrambled between loaders: workers must not inherit it.
+    draws = {}
+    for label, loader_seed, parent_seed in (("a", 3, 11), ("again", 3, 99), ("other", 4, 11)):
+        det.seed_everything(parent_seed)
+        draws[label] = _worker_draws(loader_seed)
+    return draws
+
+
+@pytest.mark.parametrize("stream", ["python", "numpy", "torch"])
+def test_dataloader_workers_seed_each_stream(stream: str, worker_draws) -> None:
+    a, again, other = (worker_draws[k][stream] for k in ("a", "again", "other"))
+    assert len(a[0]) == len(a[1]) == 4
+    assert a == again  # the same loader seed: the same draws in each worker, whatever the parent's state
+    assert a[0] != a[1]  # the two workers draw different numbers
+    assert a[0] != other[0] and a[1] != other[1]  # another loader seed (epoch): other draws
+
+
+@pytest.fixture
+def restored_switches():
+    saved = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.allow_tf32,
+    )
+    yield
+    torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[2:4]
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved[4:6]
+
+
+def test_deterministic_mode_sets_every_switch_cudnn_included(restored_switches) -> None:
+    # Start from the opposite of every switch, so that each assertion sees a switch that was set.
+    torch.use_deterministic_algorithms(False)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = False, True
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = True, True
+    det.enable_deterministic_mode(True)
+    assert det.determinism_flags() | {"float32_matmul_precision": None} == {
+        "deterministic_algorithms": True,
+        "deterministic_warn_only": False,
+        "cudnn_deterministic": True,
+        "cudnn_benchmark": False,
+        "matmul_allow_tf32": False,
+        "cudnn_allow_tf32": False,
+        "float32_matmul_precision": None,
+    }
+    assert torch.backends.cudnn.deterministic is True and torch.backends.cudnn.benchmark is False
+
+
+def test_deterministic_mode_off_clears_cudnn_deterministic(restored_switches) -> None:
+    det.enable_deterministic_mode(True)
+    det.enable_deterministic_mode(False)
+    flags = det.determinism_flags()
+    assert flags["deterministic_algorithms"] is False and flags["cudnn_deterministic"] is False
+    torch.backends.cudnn.benchmark = True
+    det.enable_deterministic_mode(False)
+    assert torch.backends.cudnn.benchmark is True  # switching off keeps the user's autotuning choice
+    det.enable_deterministic_mode(True)
+    assert torch.backends.cudnn.benchmark is False

@@ -190,6 +190,8 @@ def test_batch_sizes_respect_explicit_range() -> None:
     strategy = batch_sizes_not_dividing(12, low=5, high=20)
     assert find(strategy, lambda b: True) == 5
     assert find(strategy, lambda b: b > 12) == 13  # larger than n: one partial batch
+    assert find(strategy, lambda b: b >= 20) == 20  # `high` itself is drawn (the range is inclusive)
+    assert find(batch_sizes_not_dividing(12, low=5, high=7), lambda b: b > 5) == 7
     with pytest.raises(NoSuchExample):
         find(strategy, lambda b: b in (6, 12))  # divisors are never drawn
     with pytest.raises(ValueError, match="divides"):
