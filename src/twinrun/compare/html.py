@@ -1,0 +1,157 @@
+"""``--html REPORT.html``: one self-contained page a person would rather look at.
+
+The verdict and summary table, the ``files`` table, both runs' loss curves overlaid with the first
+divergent step marked and their per-step difference on a log scale, a heat map of the parameter
+fingerprints that differ from that step on, the runs' pictures side by side, and each section's details
+as the text report gives them. Everything is inline (SVG drawn by matplotlib, pictures as data URIs, CSS
+in the page, no script), so it opens offline and can be attached to a CI job as an artifact.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from twinrun.compare import curves as series
+from twinrun.compare.report import divergence_lines, render_text, summary_rows
+from twinrun.compare.report_model import DIFFERENT, IDENTICAL, Report
+
+MAX_PICTURES = 12  # pairs shown side by side
+MAX_PICTURE_BYTES = 1 << 20  # a larger picture is listed, not embedded
+PICTURE_SUFFIXES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:1100px;color:#222}
+h1{font-size:22px;margin-bottom:4px} h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd}
+.verdict{display:inline-block;padding:4px 12px;border-radius:4px;color:#fff;font-weight:600}
+.identical{background:#2e7d32} .different{background:#c62828}
+table{border-collapse:collapse;margin:8px 0;font-size:14px}
+td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#f4f4f4} td.identical{color:#2e7d32;background:none} td.different{color:#c62828;background:none}
+pre{background:#f7f7f7;padding:10px;overflow-x:auto;font-size:12.5px}
+.pair{display:flex;gap:16px;flex-wrap:wrap} .pair figure{margin:0} .pair img{max-width:520px;image-rendering:pixelated}
+figcaption{font-size:13px;color:#555} .muted{color:#666;font-size:13px} svg{max-width:100%;height:auto}
+"""
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], verdict_column: int | None = None) -> str:
+    head = "".join(f"<th>{_esc(h)}</th>" for h in headers)
+    body = []
+    for row in rows:
+        cells = []
+        for i, cell in enumerate(row):
+            text = str(cell).strip()
+            css = f' class="{text}"' if i == verdict_column and text in (IDENTICAL, DIFFERENT) else ""
+            cells.append(f"<td{css}>{_esc(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _files_table(report: Report) -> str:
+    """The ``files`` section's entries as a table (whatever keys each entry has, in order)."""
+    section = report.to_dict()["sections"].get("files")
+    entries = section.get("files") if isinstance(section, dict) else None
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+        return ""
+    headers = list(dict.fromkeys(k for e in entries for k in e))
+    rows = [[e.get(h, "") if not isinstance(e.get(h), dict | list) else e.get(h) for h in headers] for e in entries]
+    verdict = headers.index("verdict") if "verdict" in headers else None
+    return "<h2>Files</h2>" + _table(headers, rows, verdict)
+
+
+def _pictures(run_a: Path, run_b: Path) -> str:
+    pairs = []
+    for path_a in sorted(p for p in run_a.rglob("*") if p.suffix.lower() in PICTURE_SUFFIXES):
+        rel = path_a.relative_to(run_a)
+        path_b = run_b / rel
+        if path_b.is_file() and path_a.is_file():
+            pairs.append((rel, path_a, path_b))
+    if not pairs:
+        return ""
+    out = ["<h2>Pictures</h2>"]
+    for rel, path_a, path_b in pairs[:MAX_PICTURES]:
+        figures = []
+        for label, path in (("run A", path_a), ("run B", path_b)):
+            data = path.read_bytes() if path.stat().st_size <= MAX_PICTURE_BYTES else None
+            if data is None:
+                figures.append(f"<figure><figcaption>{label}: too large to embed</figcaption></figure>")
+                continue
+            uri = f"data:{PICTURE_SUFFIXES[path.suffix.lower()]};base64,{base64.b64encode(data).decode()}"
+            figures.append(f'<figure><img alt="{_esc(rel)} {label}" src="{uri}"><figcaption>{label}</figcaption></figure>')
+        out.append(f"<h3>{_esc(rel)}</h3><div class=\"pair\">{''.join(figures)}</div>")
+    if len(pairs) > MAX_PICTURES:
+        out.append(f'<p class="muted">{len(pairs) - MAX_PICTURES} more pairs not shown</p>')
+    return "".join(out)
+
+
+def _divergent_step(report: Report) -> int | None:
+    step = report.divergence.step if report.divergence is not None else None
+    return step if isinstance(step, int) else None
+
+
+def _charts(report: Report, run_a: Path, run_b: Path) -> str:
+    from twinrun.compare import plots
+
+    step = _divergent_step(report)
+    out = []
+    for curve in series.loss_curves(run_a, run_b):
+        marked = step if curve.source == "trace.jsonl" else None
+        shown = series.downsample(curve, keep=[step] if step is not None else [])
+        out.append(f'<div class="chart">{plots.curve_svg(shown, marked)}</div>')
+    if out:
+        out.insert(0, "<h2>Loss curves</h2>")
+    drift = series.parameter_drift(run_a, run_b, step)
+    if drift is not None and step is not None:
+        out.append("<h2>Parameter drift</h2>" + plots.drift_svg(drift))
+    return "".join(out)
+
+
+def render_html(
+    report: Report,
+    run_a: str | Path,
+    run_b: str | Path,
+    *,
+    title: str = "twinrun compare",
+    table: tuple[Sequence[str], Sequence[Sequence[Any]]] | None = None,
+) -> str:
+    """The page for ``report`` of runs ``run_a`` and ``run_b``; ``table`` adds verify's/sweeps' own rows."""
+    run_a, run_b = Path(run_a), Path(run_b)
+    verdict = report.verdict
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_esc(title)}: {verdict}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{_esc(title)}</h1>",
+        f'<p><span class="verdict {verdict}" id="verdict">{verdict}</span> '
+        f'<span class="muted">exit {report.exit_code} &middot; A: {_esc(report.run_a)} &middot; '
+        f"B: {_esc(report.run_b)}</span></p>",
+    ]
+    if table is not None:
+        parts.append(_table(table[0], table[1], verdict_column=1))
+    parts.append("<h2>Summary</h2>" + _table(["section", "verdict", "detail"], summary_rows(report), 1))
+    step = _divergent_step(report)
+    if report.divergence is not None:
+        lines = "".join(f"<li>{_esc(x)}</li>" for x in divergence_lines(report.divergence))
+        data_step = f' data-step="{step}"' if step is not None else ""
+        parts.append(f'<h2>Divergence</h2><ul id="divergence"{data_step}>{lines}</ul>')
+    parts.append(_files_table(report))
+    parts.append(_charts(report, run_a, run_b))
+    parts.append(_pictures(run_a, run_b))
+    parts.append(f"<h2>Details</h2><pre>{_esc(render_text(report))}</pre>")
+    parts.append("</body></html>\n")
+    return "\n".join(p for p in parts if p)
+
+
+def write_html(path: str | Path, page: str) -> None:
+    """Write the page atomically (a temp file renamed into place)."""
+    from twinrun.record.runs import write_text
+
+    write_text(Path(path), page)
