@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -137,3 +141,106 @@ def test_failed_run_exits_2_with_command_and_last_lines(tmp_path: Path) -> None:
     assert "boom: bad config" in done.stderr and f"command: {sys.executable}" in done.stderr
     assert "x=1 hydra.run.dir=" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# An app that starts a helper ignoring SIGTERM (as a DataLoader worker or a launcher's job may), writes
+# both pids, prints a line and hangs: verify must stop both when it is stopped or the run times out.
+HANGING_APP = """\
+import os, subprocess, sys, time
+from pathlib import Path
+
+args = dict(a.split("=", 1) for a in sys.argv[1:])
+code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(120)"
+helper = subprocess.Popen([sys.executable, "-c", code])
+print("step 1 of 1000: loss 0.5", flush=True)
+Path(args["pids"]).write_text(f"{os.getpid()} {helper.pid}")
+time.sleep(120)
+"""
+
+
+def _alive(pid: int) -> bool:
+    """A live process (a zombie nobody reaps counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _gone(pids: list[int], within: float = 5.0) -> bool:
+    deadline = time.monotonic() + within
+    while any(map(_alive, pids)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not any(map(_alive, pids))
+
+
+@pytest.fixture
+def hanging_app(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """The app's path and the file its pids go to; whatever is left running is killed afterwards."""
+    app, pids = tmp_path / "hang.py", tmp_path / "pids"
+    app.write_text(HANGING_APP)
+    yield app, pids
+    for pid in map(int, pids.read_text().split() if pids.is_file() else []):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _wait_for_pids(pids: Path, proc: subprocess.Popen[str]) -> list[int]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if pids.is_file() and len(pids.read_text().split()) == 2:
+            return [int(p) for p in pids.read_text().split()]
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError(f"the app never started: {proc.communicate()}")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads process states from /proc")
+@pytest.mark.parametrize(("signum", "name"), [(signal.SIGTERM, "SIGTERM"), (signal.SIGHUP, "SIGHUP")])
+def test_a_stopped_verify_leaves_no_run_behind(
+    signum: int, name: str, hanging_app: tuple[Path, Path], tmp_path: Path
+) -> None:
+    app, pids = hanging_app
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "twinrun",
+            "verify",
+            str(app),
+            f"pids={pids}",
+            "--workdir",
+            str(tmp_path / "w"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    running = _wait_for_pids(pids, proc)
+    assert all(map(_alive, running))  # the control: both run before verify is stopped
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum, err
+    assert err.splitlines()[-2:] == ["run 1/2 ... stopped", f"twinrun verify: stopped by {name}"]
+    assert out == ""
+    assert _gone(running), "a run outlived verify"
+    assert not (tmp_path / "w" / "run-2.out").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads process states from /proc")
+def test_a_run_past_its_timeout_is_stopped_and_named(hanging_app: tuple[Path, Path], tmp_path: Path) -> None:
+    app, pids = hanging_app
+    started = time.monotonic()
+    done = verify(str(app), f"pids={pids}", "--timeout", "3", "--workdir", str(tmp_path / "w"), cwd=tmp_path)
+    assert done.returncode == 2 and done.stdout == ""
+    assert time.monotonic() - started < 30  # not the app's 120 s
+    output = tmp_path / "w" / "run-1.out"
+    progress, first, *rest = done.stderr.splitlines()[1:]  # after the headline
+    assert progress.startswith("run 1/2 ... FAILED (timed out after 3s) in 3.")
+    assert first == (
+        f"twinrun verify: error: run 1 did not finish within --timeout 3s and was stopped; "
+        f"its output is in {output}"
+    )
+    assert "    step 1 of 1000: loss 0.5" in rest  # the app's output tail
+    assert "Traceback" not in done.stderr
+    assert _gone([int(p) for p in pids.read_text().split()])
+    assert not (tmp_path / "w" / "run-2.out").exists()

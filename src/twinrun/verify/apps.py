@@ -266,23 +266,29 @@ def run_once(
         except BaseException:  # Ctrl-C, SIGTERM, SIGHUP: do not leave the run behind
             if proc is not None:
                 processes.stop(proc)
+            _progress_end(progress, label, "stopped")
             raise
         if not finished:
             processes.stop(proc)
     seconds = time.perf_counter() - started
     record = RunRecord(run, run_dir, output, argv, run, seconds, proc.returncode)
-    if progress is not None:
-        state = "done" if finished and proc.returncode == 0 else "FAILED"
-        state += "" if finished else f" (timed out after {timeout:g}s)"
-        state += f" (exit {proc.returncode})" if finished and proc.returncode else ""
-        prefix = f"\r{label} ..." if progress.isatty() else ""
-        progress.write(f"{prefix} {state} in {seconds:.1f}s\n")
-        progress.flush()
+    state = "done" if finished and proc.returncode == 0 else "FAILED"
+    state += "" if finished else f" (timed out after {timeout:g}s)"
+    state += f" (exit {proc.returncode})" if finished and proc.returncode else ""
+    _progress_end(progress, label, f"{state} in {seconds:.1f}s")
     if not finished:
         raise VerifyError(run_failure_message(record, timeout=timeout))
     if proc.returncode != 0:
         raise VerifyError(run_failure_message(record))
     return record
+
+
+def _progress_end(progress: TextIO | None, label: str, state: str) -> None:
+    """End a run's progress line (``run 1/2 ... done in 3.2s``)."""
+    if progress is not None:
+        prefix = f"\r{label} ..." if progress.isatty() else ""
+        progress.write(f"{prefix} {state}\n")
+        progress.flush()
 
 
 def run_failure_message(record: RunRecord, timeout: float | None = None) -> str:
