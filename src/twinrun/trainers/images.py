@@ -6,7 +6,6 @@ from pathlib import Path
 
 import torch
 from PIL import Image, ImageDraw, ImageFont
-from torchvision.utils import make_grid
 
 from twinrun.record.runs import atomic_path
 
@@ -24,6 +23,9 @@ def _to_pil(grid: torch.Tensor) -> Image.Image:
 
 def save_digit_grid(images: torch.Tensor, path: Path, nrow: int = 8, scale: int = 2) -> None:
     """Save [N, 1, 28, 28] images in [0, 1] as one PNG grid, upscaled for viewing."""
+    # imported here: torchvision pulls in its models, ops and torch._dynamo (seconds), only pictures need it
+    from torchvision.utils import make_grid
+
     grid = make_grid(images.detach().cpu().view(-1, 1, 28, 28), nrow=nrow, padding=2, pad_value=0.5)
     picture = _to_pil(grid)
     _save_png(picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST), path)

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 from omegaconf import DictConfig
 
 from twinrun.config import config_dir
 from twinrun.trainers.apps.shell import run_under_hydra
-from twinrun.trainers.loop import Hooks, TrainResult, fit
-from twinrun.trainers.objectives import ClassifierObjective
+
+if TYPE_CHECKING:  # the loop imports torch: only train() needs it, so --help and --cfg job start fast
+    from twinrun.trainers.loop import Hooks, TrainResult
 
 APP_NAME = "mnist_classifier"
 
 
 def train(cfg: DictConfig, run_dir: str | Path, hooks: Hooks | None = None) -> TrainResult:
     """Train the classifier described by ``cfg`` and write the run directory ``run_dir``."""
+    from twinrun.trainers.loop import fit
+    from twinrun.trainers.objectives import ClassifierObjective
+
     return fit(cfg, run_dir, app_name=APP_NAME, objective=ClassifierObjective(), hooks=hooks)
 
 
