@@ -18,17 +18,14 @@ from twinrun.config import config_dir as default_config_dir
 
 
 @contextlib.contextmanager
-def hydra_initialized(config_dir: str | Path | None = None) -> Iterator[None]:
-    """Initialise Hydra on ``config_dir`` for the block; restore whatever was initialised before."""
-    from hydra import initialize_config_dir
+def _global_hydra_restored() -> Iterator[None]:
+    """Start the block with no ``GlobalHydra``; put back whatever was initialised before."""
     from hydra.core.global_hydra import GlobalHydra
 
-    directory = Path(config_dir) if config_dir is not None else default_config_dir()
     previous = GlobalHydra.instance().hydra if GlobalHydra.instance().is_initialized() else None
     GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=str(directory.resolve()), version_base="1.3"):
-            yield
+        yield
     finally:
         # initialize_config_dir swaps the GlobalHydra object on exit: ask for the current one again.
         GlobalHydra.instance().clear()
@@ -36,16 +33,45 @@ def hydra_initialized(config_dir: str | Path | None = None) -> Iterator[None]:
             GlobalHydra.instance().initialize(previous)
 
 
+@contextlib.contextmanager
+def hydra_initialized(config_dir: str | Path | None = None) -> Iterator[None]:
+    """Initialise Hydra on ``config_dir`` for the block; restore whatever was initialised before."""
+    from hydra import initialize_config_dir
+
+    directory = Path(config_dir) if config_dir is not None else default_config_dir()
+    with (
+        _global_hydra_restored(),
+        initialize_config_dir(config_dir=str(directory.resolve()), version_base="1.3"),
+    ):
+        yield
+
+
 def compose_config(
     config_name: str,
     overrides: Sequence[str] = (),
     config_dir: str | Path | None = None,
+    *,
+    return_hydra_config: bool = False,
 ) -> DictConfig:
-    """``config_name`` from ``config_dir`` (default: twinrun's ``conf/``) with ``overrides`` applied."""
+    """``config_name`` from ``config_dir`` (default: twinrun's ``conf/``) with ``overrides`` applied.
+
+    ``return_hydra_config=True`` keeps the ``hydra`` node (the app's own Hydra settings: job logging,
+    ``job.chdir``, ``output_subdir``); :mod:`twinrun.testing.hydra_task` sets ``HydraConfig`` from it.
+    """
     from hydra import compose
 
     with hydra_initialized(config_dir):
-        return compose(config_name=config_name, overrides=list(overrides))
+        return compose(
+            config_name=config_name, overrides=list(overrides), return_hydra_config=return_hydra_config
+        )
+
+
+def hydra_defaults(job_name: str) -> DictConfig:
+    """A config holding only Hydra's default ``hydra`` node (job name ``job_name``), as in a run."""
+    from hydra import compose, initialize
+
+    with _global_hydra_restored(), initialize(version_base="1.3", config_path=None, job_name=job_name):
+        return compose(config_name=None, return_hydra_config=True)
 
 
 def group_options(group: str, config_dir: str | Path | None = None) -> list[str]:

@@ -3,7 +3,7 @@
 Installed with twinrun; no conftest needed. Fixtures (all session-scoped, so they also work inside
 ``@given`` tests without hypothesis' function-scoped-fixture health check):
 
-``twinrun_compose(config_name, overrides=(), config_dir=None) -> DictConfig``
+``twinrun_compose(config_name, overrides=(), config_dir=None, *, return_hydra_config=False)``
     Compose a config without ``@hydra.main``. Hydra's ``GlobalHydra`` and ``HydraConfig`` singletons
     are restored after every call. ``config_dir`` defaults to the ini option ``twinrun_config_dir``
     (relative to the rootdir), else twinrun's own ``conf/``.
@@ -17,7 +17,17 @@ Installed with twinrun; no conftest needed. Fixtures (all session-scoped, so the
     (python, numpy, torch drawn from OS entropy): a train that forgets to seed cannot pass by luck, nor by
     pytest-randomly resetting the global RNGs per test. The caller's RNG state and torch's determinism
     switches are restored afterwards, so nothing leaks into other tests.
+    ``train`` may also be a Hydra task ``task(cfg)`` (or the ``@hydra.main``-decorated function) that
+    writes into ``HydraConfig.get().runtime.output_dir``: each twin runs it as Hydra would, with its own
+    directory as output directory (:mod:`twinrun.testing.hydra_task`), and gets a ``resolved_config.yaml``.
     ``result.assert_identical()`` fails with the text report.
+``twinrun_cli_twins(app, overrides=(), runs=None, cwd=None) -> TwinResult``
+    The same twin check in fresh processes, as ``twinrun verify`` runs them (console script,
+    ``module:function`` or script path).
+``twinrun_parity(app, train, config_name, overrides=(), *, config_dir=None, cli_overrides=(), cwd=None)``
+    Compose-versus-command-line parity (:mod:`twinrun.testing.parity`): ``train`` on the composed
+    config here, ``app`` with the same overrides in a fresh process; ``.assert_identical()`` names
+    the differing files.
 
 Example (``tests/test_repro.py`` of your project)::
 
@@ -39,20 +49,35 @@ installed, so torch and hydra are imported only when a fixture is used.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from twinrun.testing.hydra_task import hydra_task
+from twinrun.testing.twins import (
+    TwinResult,
+    preserved_global_state,
+    run_cli_twins,
+    run_twins,
+    scramble_global_rngs,
+)
+
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
-    from twinrun.compare.report_model import Report
+    from twinrun.testing.parity import ParityResult
+
+__all__ = [
+    "TwinResult",
+    "hydra_task",
+    "preserved_global_state",
+    "run_cli_twins",
+    "run_twins",
+    "scramble_global_rngs",
+]
 
 _STRATEGIES = (
     "SEED_MAX",
@@ -86,109 +111,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("twinrun_config_dir", "config dir for twinrun_compose, relative to the rootdir", default="")
 
 
-@dataclass
-class TwinResult:
-    """The runs of one ``twinrun_twins`` call: ``reports[i]`` compares run ``i + 1`` with run 0."""
-
-    run_dirs: list[Path]
-    reports: list[Report] = field(default_factory=list)
-
-    @property
-    def report(self) -> Report:
-        """The first report that differs, else the first one."""
-        from twinrun.compare.report_model import shown_report
-
-        shown = shown_report(self.reports)
-        assert shown is not None, "twinrun_twins makes at least two runs"
-        return shown
-
-    @property
-    def identical(self) -> bool:
-        return all(r.exit_code == 0 for r in self.reports)
-
-    def text(self) -> str:
-        """The text rendering of :attr:`report`."""
-        from twinrun.compare.report import render_text
-
-        return render_text(self.report)
-
-    def assert_identical(self) -> None:
-        """Raise ``AssertionError`` carrying the text report unless every run matched the first."""
-        if not self.identical:
-            raise AssertionError(f"twin runs differ:\n{self.text()}")
-
-
-@contextlib.contextmanager
-def preserved_global_state() -> Iterator[None]:
-    """Restore the global RNGs and torch's determinism switches that a training run changes."""
-    import torch
-
-    from twinrun.record.rng_state import capture_rng_state, restore_rng_state
-
-    rng = capture_rng_state()
-    switches = (
-        torch.are_deterministic_algorithms_enabled(),
-        torch.is_deterministic_algorithms_warn_only_enabled(),
-        torch.backends.cudnn.deterministic,
-        torch.backends.cudnn.benchmark,
-        torch.backends.cuda.matmul.allow_tf32,
-        torch.backends.cudnn.allow_tf32,
-    )
-    try:
-        yield
-    finally:
-        restore_rng_state(rng)
-        torch.use_deterministic_algorithms(switches[0], warn_only=switches[1])
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = switches[2:4]
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = switches[4:6]
-
-
-def scramble_global_rngs() -> None:
-    """Seed python, numpy and torch from OS entropy: each twin starts from its own global state."""
-    import random
-
-    import numpy as np
-    import torch
-
-    random.seed(secrets.randbits(64))
-    np.random.seed(secrets.randbits(32))
-    torch.manual_seed(secrets.randbits(63))
-
-
-def run_twins(
-    train: Callable[[Any, Path], Any],
-    cfg: Any,
-    base_dir: Path,
-    runs: int = 2,
-) -> TwinResult:
-    """Run ``train(cfg, base_dir / "run-<i>")`` ``runs`` times and compare each run with the first."""
-    from twinrun.compare.runs import compare_runs
-
-    if runs < 2:
-        raise ValueError(f"twin runs need runs >= 2, got {runs}")
-    run_dirs = [base_dir / f"run-{i}" for i in range(1, runs + 1)]
-    with preserved_global_state():
-        for run_dir in run_dirs:
-            run_dir.mkdir(parents=True)
-            scramble_global_rngs()
-            train(cfg, run_dir)
-    reports = [compare_runs(run_dirs[0], other) for other in run_dirs[1:]]
-    return TwinResult(run_dirs, reports)
+def _config_dir(pytestconfig: pytest.Config) -> Path | None:
+    configured = pytestconfig.getini("twinrun_config_dir")
+    return (Path(str(pytestconfig.rootpath)) / configured) if configured else None
 
 
 @pytest.fixture(scope="session")
 def twinrun_compose(pytestconfig: pytest.Config) -> Callable[..., DictConfig]:
-    """``compose(config_name, overrides=(), config_dir=None)``; Hydra's singletons restored per call
-    (:func:`twinrun.testing.compose.compose_config` puts back any ``GlobalHydra`` it found)."""
+    """``compose(config_name, overrides=(), config_dir=None, *, return_hydra_config=False)``; Hydra's
+    singletons restored per call (:func:`twinrun.testing.compose.compose_config` puts back any
+    ``GlobalHydra`` it found)."""
     from twinrun.testing.compose import compose_config
 
-    configured = pytestconfig.getini("twinrun_config_dir")
-    default_dir = (Path(str(pytestconfig.rootpath)) / configured) if configured else None
+    default_dir = _config_dir(pytestconfig)
 
     def compose(
-        config_name: str, overrides: Sequence[str] = (), config_dir: str | Path | None = None
+        config_name: str,
+        overrides: Sequence[str] = (),
+        config_dir: str | Path | None = None,
+        *,
+        return_hydra_config: bool = False,
     ) -> DictConfig:
-        return compose_config(config_name, overrides, config_dir or default_dir)
+        return compose_config(
+            config_name, overrides, config_dir or default_dir, return_hydra_config=return_hydra_config
+        )
 
     return compose
 
@@ -208,11 +154,61 @@ def twinrun_data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def twinrun_twins(
     tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
 ) -> Callable[..., TwinResult]:
-    """``twins(train, cfg, runs=None) -> TwinResult``: fresh run directories on every call."""
+    """``twins(train_or_task, cfg, runs=None) -> TwinResult``: fresh run directories on every call."""
     default_runs = pytestconfig.getoption("twinrun_runs") or 2
 
-    def twins(train: Callable[[Any, Path], Any], cfg: Any, runs: int | None = None) -> TwinResult:
+    def twins(train: Callable[..., Any], cfg: Any, runs: int | None = None) -> TwinResult:
         # A new numbered directory per call: hypothesis reuses fixtures across examples.
         return run_twins(train, cfg, tmp_path_factory.mktemp("twinrun-twins"), runs or default_runs)
 
     return twins
+
+
+@pytest.fixture(scope="session")
+def twinrun_cli_twins(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Callable[..., TwinResult]:
+    """``cli_twins(app, overrides=(), runs=None, cwd=None) -> TwinResult``: fresh-process runs."""
+    default_runs = pytestconfig.getoption("twinrun_runs") or 2
+
+    def cli_twins(
+        app: str, overrides: Sequence[str] = (), runs: int | None = None, cwd: str | Path | None = None
+    ) -> TwinResult:
+        workdir = tmp_path_factory.mktemp("twinrun-cli-twins")
+        return run_cli_twins(app, overrides, workdir, runs or default_runs, cwd=cwd)
+
+    return cli_twins
+
+
+@pytest.fixture(scope="session")
+def twinrun_parity(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Callable[..., ParityResult]:
+    """``parity(app, train_or_task, config_name, overrides=(), *, config_dir=None, cli_overrides=(),
+    cwd=None) -> ParityResult``: a compose run here against a command-line run in a fresh process."""
+    from twinrun.testing.parity import run_parity
+
+    default_dir = _config_dir(pytestconfig)
+
+    def parity(
+        app: str,
+        train: Callable[..., Any],
+        config_name: str,
+        overrides: Sequence[str] = (),
+        *,
+        config_dir: str | Path | None = None,
+        cli_overrides: Sequence[str] = (),
+        cwd: str | Path | None = None,
+    ) -> ParityResult:
+        return run_parity(
+            app,
+            train,
+            config_name,
+            overrides,
+            workdir=tmp_path_factory.mktemp("twinrun-parity"),
+            config_dir=config_dir or default_dir,
+            cli_overrides=cli_overrides,
+            cwd=cwd,
+        )
+
+    return parity

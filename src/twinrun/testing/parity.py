@@ -1,0 +1,140 @@
+"""Compose-versus-command-line parity: the same overrides, run two ways, must leave the same run.
+
+One run is made in the test process: ``compose`` (with the app's own ``hydra`` node) and a Hydra run
+set up as ``@hydra.main`` sets it up (:func:`twinrun.testing.hydra_task.hydra_run`), then
+``train(cfg, run_dir)`` or the task ``task(cfg)``. The other is the app's command line in a fresh
+process, started as ``twinrun verify`` starts it. Both directories are compared by
+:func:`twinrun.compare.runs.compare_runs`, and their file lists must match: a file that only one way
+leaves is a difference too. Hydra's ``compose`` and ``@hydra.main`` differ in ways that are hard to
+see (the ``hydra`` node, the working directory, logging, environment variables read at import):
+this check makes them visible, naming the files that differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from twinrun.compare.report_model import Report
+
+COMPOSE_RUN = "compose"
+CLI_KIND = "cli"  # the command-line run's directory is <workdir>/cli-1, its output cli-1.out
+
+
+@dataclass
+class ParityResult:
+    """A compose run and a command-line run of the same overrides, and their comparison."""
+
+    compose_dir: Path
+    cli_dir: Path
+    report: Report
+    only_in_compose: list[str] = field(default_factory=list)
+    only_in_cli: list[str] = field(default_factory=list)
+
+    @property
+    def differing_files(self) -> list[str]:
+        """Every file (relative path) that differs or that only one of the two runs left."""
+        named = report_files(self.report)
+        named += [f"{name} (only in the compose run)" for name in self.only_in_compose]
+        named += [f"{name} (only in the command-line run)" for name in self.only_in_cli]
+        return named
+
+    @property
+    def identical(self) -> bool:
+        return self.report.exit_code == 0 and not (self.only_in_compose or self.only_in_cli)
+
+    @property
+    def verdict(self) -> str:
+        return "identical" if self.identical else "different"
+
+    def text(self) -> str:
+        from twinrun.compare.report import render_text
+
+        files = "\n".join(f"  {name}" for name in self.differing_files) or "  (none)"
+        return f"differing files:\n{files}\n\n{render_text(self.report)}"
+
+    def assert_identical(self) -> None:
+        """Raise ``AssertionError`` naming the differing files, with the text report."""
+        if not self.identical:
+            raise AssertionError(
+                f"the compose run ({self.compose_dir}) and the command-line run ({self.cli_dir}) differ "
+                f"in {', '.join(self.differing_files)}\n{self.text()}"
+            )
+
+
+def _status(item: Any) -> str:
+    return str(getattr(item, "status", "") or getattr(item, "verdict", ""))
+
+
+def report_files(report: Report) -> list[str]:
+    """The files a report says differ, named by their path in the run directory."""
+    from twinrun.compare.report_model import DIFFERENT, IDENTICAL
+    from twinrun.record import runs
+
+    section_file = {"weights": runs.WEIGHTS, "metrics": runs.METRICS, "trace": runs.TRACE}
+    named: list[str] = []
+    for name, section in report.sections.items():
+        if section.status != DIFFERENT or not section.affects_verdict:
+            continue
+        if name == "config":
+            named.append(getattr(section, "source_a", None) or runs.RESOLVED_CONFIG)
+        elif name == "logs":
+            logs = [f.name_a for f in getattr(section, "files", []) if f.differing_lines]
+            named += logs + list(section.only_in_a) + list(section.only_in_b)  # type: ignore[attr-defined]
+        elif name in section_file:
+            named.append(section_file[name])
+        else:  # a per-file section (every file a run leaves): its entries that are not identical
+            for item in getattr(section, "files", None) or []:
+                path = getattr(item, "path", None) or getattr(item, "name", None)
+                if path and _status(item) not in (IDENTICAL, "ignored"):
+                    named.append(str(path))
+            if not getattr(section, "files", None):
+                named.append(f"({name})")
+    return list(dict.fromkeys(named))
+
+
+def _files(run_dir: Path) -> set[str]:
+    return {p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file()}
+
+
+def run_parity(
+    app: str,
+    train: Callable[..., Any],
+    config_name: str,
+    overrides: Sequence[str] = (),
+    *,
+    workdir: Path,
+    config_dir: str | Path | None = None,
+    cli_overrides: Sequence[str] = (),
+    cwd: str | Path | None = None,
+) -> ParityResult:
+    """Run ``train`` (``train(cfg, run_dir)`` or a task ``task(cfg)``) on ``compose(config_name,
+    overrides)`` in this process, and ``app`` with ``overrides`` in a fresh process; compare the two.
+
+    ``cli_overrides`` go to the command line only (Hydra's own keys the command line needs, or a
+    planted difference); ``cwd`` is the command line's working directory.
+    """
+    from twinrun.compare.runs import compare_runs
+    from twinrun.testing.compose import compose_config
+    from twinrun.testing.hydra_task import as_task, hydra_run, job_name
+    from twinrun.testing.twins import preserved_global_state, scramble_global_rngs
+    from twinrun.verify.apps import check_overrides, resolve_app, run_once
+
+    command = resolve_app(app)  # unusable input fails before anything runs
+    cli_args = check_overrides([*overrides, *cli_overrides])
+    workdir = Path(workdir)
+    compose_dir = workdir / COMPOSE_RUN
+    cfg = compose_config(config_name, overrides, config_dir, return_hydra_config=True)
+    task = as_task(train)
+    with preserved_global_state():
+        scramble_global_rngs()
+        with hydra_run(cfg, compose_dir, job_name(train), overrides) as job_cfg:
+            task(job_cfg) if task is not None else train(job_cfg, compose_dir)
+    cli_dir = run_once(command, cli_args, 1, 1, workdir, cwd=cwd, kind=CLI_KIND).run_dir
+    a, b = _files(compose_dir), _files(cli_dir)
+    return ParityResult(
+        compose_dir, cli_dir, compare_runs(compose_dir, cli_dir), sorted(a - b), sorted(b - a)
+    )

@@ -1,0 +1,144 @@
+"""Twin runs in the test process (``train(cfg, run_dir)`` or a Hydra task) and in fresh processes.
+
+Import-light: torch, hydra and the comparer load inside the functions, because the pytest plugin
+imports this module in every pytest session of every project that has twinrun installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from twinrun.compare.report_model import Report
+
+
+@dataclass
+class TwinResult:
+    """The runs of one twin check: ``reports[i]`` compares run ``i + 1`` with run 0."""
+
+    run_dirs: list[Path]
+    reports: list[Report] = field(default_factory=list)
+
+    @property
+    def report(self) -> Report:
+        """The first report that differs, else the first one."""
+        from twinrun.compare.report_model import shown_report
+
+        shown = shown_report(self.reports)
+        assert shown is not None, "twin runs are at least two runs"
+        return shown
+
+    @property
+    def identical(self) -> bool:
+        return all(r.exit_code == 0 for r in self.reports)
+
+    @property
+    def verdict(self) -> str:
+        """``identical`` or ``different`` (of :attr:`report`)."""
+        return self.report.verdict
+
+    def text(self) -> str:
+        """The text rendering of :attr:`report`."""
+        from twinrun.compare.report import render_text
+
+        return render_text(self.report)
+
+    def assert_identical(self) -> None:
+        """Raise ``AssertionError`` carrying the text report unless every run matched the first."""
+        if not self.identical:
+            raise AssertionError(f"twin runs differ:\n{self.text()}")
+
+
+@contextlib.contextmanager
+def preserved_global_state() -> Iterator[None]:
+    """Restore the global RNGs and torch's determinism switches that a training run changes."""
+    import torch
+
+    from twinrun.record.rng_state import capture_rng_state, restore_rng_state
+
+    rng = capture_rng_state()
+    switches = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.allow_tf32,
+    )
+    try:
+        yield
+    finally:
+        restore_rng_state(rng)
+        torch.use_deterministic_algorithms(switches[0], warn_only=switches[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = switches[2:4]
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = switches[4:6]
+
+
+def scramble_global_rngs() -> None:
+    """Seed python, numpy and torch from OS entropy: each twin starts from its own global state."""
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(secrets.randbits(64))
+    np.random.seed(secrets.randbits(32))
+    torch.manual_seed(secrets.randbits(63))
+
+
+def _check_runs(runs: int) -> None:
+    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 2:
+        raise ValueError(f"twin runs need runs >= 2, got {runs!r}")
+
+
+def run_twins(
+    train: Callable[..., Any],
+    cfg: Any,
+    base_dir: Path,
+    runs: int = 2,
+) -> TwinResult:
+    """Run ``train`` ``runs`` times into ``base_dir / "run-<i>"`` and compare each run with the first.
+
+    ``train`` is ``train(cfg, run_dir)``, or a Hydra task ``task(cfg)`` (also ``@hydra.main``-decorated)
+    that finds its output directory through ``HydraConfig``: it runs as Hydra would run it, with the
+    twin's directory as output directory, and its resolved config goes to ``resolved_config.yaml``.
+    """
+    from twinrun.compare.runs import compare_runs
+    from twinrun.testing.hydra_task import as_train
+
+    _check_runs(runs)
+    call = as_train(train)
+    run_dirs = [base_dir / f"run-{i}" for i in range(1, runs + 1)]
+    with preserved_global_state():
+        for run_dir in run_dirs:
+            run_dir.mkdir(parents=True)
+            scramble_global_rngs()
+            call(cfg, run_dir)
+    reports = [compare_runs(run_dirs[0], other) for other in run_dirs[1:]]
+    return TwinResult(run_dirs, reports)
+
+
+def run_cli_twins(
+    app: str,
+    overrides: Sequence[str] = (),
+    workdir: Path | None = None,
+    runs: int = 2,
+    cwd: str | Path | None = None,
+) -> TwinResult:
+    """Start ``app`` (console script, ``module:function`` or script path) ``runs`` times in fresh
+    processes, as ``twinrun verify`` does, and compare each run with the first.
+
+    Raises :class:`twinrun.verify.apps.VerifyError` when the app is unknown or a run fails.
+    """
+    from twinrun.compare.runs import compare_runs
+    from twinrun.verify.apps import launch_runs
+
+    _check_runs(runs)
+    _, _, records = launch_runs(app, list(overrides), runs, workdir, cwd=cwd)
+    run_dirs = [record.run_dir for record in records]
+    return TwinResult(run_dirs, [compare_runs(run_dirs[0], other) for other in run_dirs[1:]])
