@@ -1,12 +1,14 @@
 """Per-step fingerprints written to ``trace.jsonl``: where two runs part ways.
 
-A row is recorded for every optimizer step: the digest of the batch's sample indices and of every RNG
-state *before* the step, the exact loss, and (every ``params_every`` steps and at the last step)
-a fingerprint of each parameter *after* the step.
+A row is recorded for every optimizer step: the digest of the batch's sample indices (or of the batch
+itself, see :class:`DataDigest`) and of every RNG state *before* the step, the exact loss, and (every
+``params_every`` steps and at the last step) a fingerprint of each parameter *after* the step.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +32,54 @@ def batch_digest(indices: torch.Tensor) -> str:
     if indices.dtype != torch.int64 or indices.device.type != "cpu" or not indices.is_contiguous():
         indices = indices.to(device="cpu", dtype=torch.int64).contiguous()
     return short_digest(indices.numpy().tobytes())
+
+
+def _index_tensor(indices: Any) -> torch.Tensor:
+    """Sample indices (tensor, numpy array, sequence of ints) as a CPU int64 tensor."""
+    if isinstance(indices, torch.Tensor):
+        return indices.detach()
+    return torch.as_tensor(np.asarray(indices, dtype=np.int64))
+
+
+class DataDigest:
+    """A running SHA-256 over one step's data: sample indices and batch contents, in the order given.
+
+    Built when a step's data is more than one index tensor (batch contents, or several micro-batches
+    under gradient accumulation). Indices alone give the same digest as :func:`batch_digest`. Batch
+    leaves are hashed at once (a deferred copy of every batch would hold hundreds of MB): tensors and
+    numpy arrays by dtype, shape and bytes, strings and numbers by ``repr``, mappings by key and value,
+    sequences item by item; other objects are skipped.
+    """
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+
+    def add_indices(self, indices: Any) -> None:
+        tensor = _index_tensor(indices).to(device="cpu", dtype=torch.int64).contiguous()
+        self._hash.update(tensor.numpy().tobytes())
+
+    def add_batch(self, batch: Any) -> None:
+        if isinstance(batch, torch.Tensor):
+            flat = batch.detach().to("cpu").contiguous().reshape(-1)
+            self._hash.update(f"{batch.dtype}{tuple(batch.shape)}".encode())
+            self._hash.update(flat.view(torch.uint8).numpy().tobytes())
+        elif isinstance(batch, np.ndarray):
+            self._hash.update(f"{batch.dtype}{batch.shape}".encode())
+            self._hash.update(np.ascontiguousarray(batch).tobytes())
+        elif isinstance(batch, Mapping):
+            for key, value in batch.items():
+                self._hash.update(repr(key).encode())
+                self.add_batch(value)
+        elif isinstance(batch, list | tuple):
+            self._hash.update(b"[")  # nesting is part of the digest: ([a, b], c) is not (a, [b, c])
+            for item in batch:
+                self.add_batch(item)
+            self._hash.update(b"]")
+        elif isinstance(batch, str | bytes | int | float | bool) or batch is None:
+            self._hash.update(repr(batch).encode())
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()[:16]
 
 
 def param_fingerprints(model: nn.Module) -> dict[str, str]:
@@ -123,9 +173,9 @@ class _Captured:
 
     step: int
     epoch: int
-    indices: torch.Tensor
+    data: torch.Tensor | DataDigest  # the batch's sample indices, or a digest of more
     rng: RngSnapshot
-    loss: float = 0.0
+    loss: float | torch.Tensor = 0.0  # a tensor still on its device until the flush
     params: ParamSums | None = None
 
 
@@ -166,11 +216,35 @@ class TraceRecorder:
             self._fingerprints = ParamFingerprints(model)
         return self._fingerprints.capture()
 
-    def before_step(self, step: int, epoch: int, indices: torch.Tensor) -> None:
-        # A copy: a loader may reuse its index buffer for the next batch.
-        self._current = _Captured(step, epoch, indices.detach().clone(), rng_snapshot())
+    @property
+    def open_step(self) -> int | None:
+        """The step :meth:`before_step` opened and :meth:`after_step` has not closed yet, if any."""
+        return self._current.step if self._current is not None else None
 
-    def after_step(self, loss: float, model: nn.Module, *, final: bool = False) -> None:
+    def before_step(self, step: int, epoch: int, indices: torch.Tensor | DataDigest) -> None:
+        """Open step ``step``: snapshot the RNGs now; ``indices`` (or a :class:`DataDigest`) is its data."""
+        # A copy: a loader may reuse its index buffer for the next batch.
+        data = indices if isinstance(indices, DataDigest) else indices.detach().clone()
+        self._current = _Captured(step, epoch, data, rng_snapshot())
+
+    def add_data(self, indices: Any = None, batch: Any = None) -> None:
+        """More data for the open step (the next micro-batch under gradient accumulation)."""
+        captured = self._current
+        assert captured is not None, "add_data without before_step"
+        if isinstance(captured.data, torch.Tensor):
+            digest = DataDigest()
+            digest.add_indices(captured.data)
+            captured.data = digest
+        if indices is not None:
+            captured.data.add_indices(indices)
+        if batch is not None:
+            captured.data.add_batch(batch)
+
+    def discard_step(self) -> None:
+        """Forget the open step: no optimizer step followed it."""
+        self._current = None
+
+    def after_step(self, loss: float | torch.Tensor, model: nn.Module, *, final: bool = False) -> None:
         captured = self._current
         assert captured is not None, "after_step without before_step"
         captured.loss = loss
@@ -203,9 +277,9 @@ class TraceRecorder:
             row: dict[str, Any] = {
                 "step": c.step,
                 "epoch": c.epoch,
-                "batch": batch_digest(c.indices),
+                "batch": batch_digest(c.data) if isinstance(c.data, torch.Tensor) else c.data.hexdigest(),
                 "rng": snapshot_digests(c.rng),
-                "loss": exact(c.loss),
+                "loss": exact(c.loss),  # float() of a one-element tensor: copied to the host here
             }
             if c.params is not None:
                 row["params"] = c.params.hex(next(copied) if c.params.device is not None else None)

@@ -23,12 +23,22 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from tqdm import tqdm
 
-from twinrun.config import ConfigError, canonical_config, check_device, check_seed, flatten
+from twinrun.config import (
+    ConfigError,
+    build_optimizer,
+    canonical_config,
+    check_device,
+    check_optimizer,
+    check_seed,
+    check_training,
+    flatten,
+)
 from twinrun.errors import first_line
 from twinrun.record import runs
 from twinrun.record.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from twinrun.record.determinism import draw_seed, enable_deterministic_mode, seed_everything
-from twinrun.record.fingerprint import environment_fingerprint
+from twinrun.record.lock import refuse_used_run_dir, run_dir_lock
+from twinrun.record.recorder import Recorder
 from twinrun.record.rng_state import capture_rng_state, restore_rng_state
 from twinrun.record.trace import TraceRecorder
 from twinrun.trainers import distributed
@@ -98,6 +108,8 @@ def prepare_config(cfg: DictConfig) -> tuple[DictConfig, int]:
     except Exception as exc:
         raise ConfigError(f"the config does not resolve: {first_line(exc)}") from None
     resolved.pop("hydra", None)
+    check_training(resolved.get("training") or {})
+    check_optimizer(resolved.get("optimizer"))
     seed = check_seed(resolved.get("seed"))
     if seed is None:
         seed = draw_seed()
@@ -130,8 +142,12 @@ def fit(
     hooks = hooks or Hooks()
     world = distributed.world_from_env()
     with contextlib.ExitStack() as stack:
+        if world.is_main:  # one training per run directory, for the run's whole life
+            stack.enter_context(run_dir_lock(run_dir))
         stack.enter_context(distributed.rank_log(run_dir, app_name, world))
         cfg, seed = prepare_config(cfg)
+        if world.is_main:
+            refuse_used_run_dir(run_dir, cfg.training.get("resume_from"))
         device = distributed.rank_device(world, resolve_device(cfg.device))
         stack.enter_context(distributed.process_group(world, device))
         # seed: null draws from OS entropy in each process; every rank must train with rank 0's.
@@ -153,24 +169,33 @@ def fit(
                 f"model={type(model).__name__} cannot be trained by {app_name}: it needs a "
                 f"{objective.model_type.__name__} (pick another model= option)"
             )
-        optimizer = hydra.utils.instantiate(cfg.optimizer, params=model.parameters())
+        optimizer = build_optimizer(cfg.optimizer, model.parameters())
         scheduler = (
             hydra.utils.instantiate(cfg.scheduler, optimizer=optimizer) if cfg.get("scheduler") else None
         )
-        loop = _Loop(cfg, run_dir, seed, device, data, model, optimizer, scheduler, objective, hooks, world)
-        if cfg.training.get("resume_from"):
-            loop.resume(cfg.training.resume_from)
-        loop.run()
-        if world.distributed:  # every rank's own weights, so that ranks can be compared with each other
-            manifest = runs.write_weights(distributed.rank_dir(run_dir, world.rank), model.state_dict())
+        # The same public Recorder users' loops use: env.json now; trace and final weights at exit (rank 0
+        # the run directory, every rank its own weights under DDP). TraceRecorder is looked up here so
+        # that benchmarks can substitute a timed one.
+        recorder = Recorder(
+            run_dir,
+            model,
+            optimizer,
+            device=device,
+            dataset=data.fingerprint() if world.is_main else None,
+            environment={"distributed": distributed.describe(world, device)} if world.distributed else None,
+            rank=world.rank if world.distributed else None,
+            trace=TraceRecorder(int(cfg.get("trace", {}).get("params_every", 1))),
+        )
+        with recorder:
+            loop = _Loop(cfg, seed, device, data, recorder, scheduler, objective, hooks, world)
+            if cfg.training.get("resume_from"):
+                loop.resume(cfg.training.resume_from)
+            loop.run()
+        if world.distributed:
+            manifest = recorder.rank_manifest
             log.info("rank %d weights digest %s", world.rank, manifest["digest"][:16])
         if world.is_main:
-            manifest = runs.write_weights(
-                run_dir, model.state_dict()
-            )  # metrics/trace: by the final checkpoint
-            env = environment_fingerprint(device, data.fingerprint())
-            env.update({"distributed": distributed.describe(world, device)} if world.distributed else {})
-            runs.write_json(run_dir / runs.ENV, env)
+            manifest = recorder.manifest
             objective.render_images(model.eval(), data, run_dir / runs.IMAGES, seed, device)
             log.info("weights digest %s; run directory complete: %s", manifest["digest"][:16], run_dir)
         return TrainResult(run_dir, seed, loop.metrics, loop.position.step, manifest)
@@ -182,27 +207,26 @@ class _Loop:
     def __init__(
         self,
         cfg: DictConfig,
-        run_dir: Path,
         seed: int,
         device: torch.device,
         data: Datasets,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
+        recorder: Recorder,
         scheduler: Any,
         objective: Objective,
         hooks: Hooks,
         world: distributed.World,
     ) -> None:
-        self.cfg, self.run_dir, self.seed, self.device = cfg, run_dir, seed, device
-        self.data, self.model, self.optimizer, self.scheduler = data, model, optimizer, scheduler
+        self.cfg, self.seed, self.device, self.data = cfg, seed, device, data
+        # The recorder holds the run directory, the plain model and the optimizer it records.
+        self.recorder, self.run_dir, self.model = recorder, recorder.run_dir, recorder.model
+        self.optimizer, self.scheduler = recorder.optimizer, scheduler
         self.objective, self.hooks, self.world = objective, hooks, world
         # Training runs through ``net`` (the DDP wrapper when distributed); everything that names
         # parameters (trace, checkpoints, weights) uses the plain ``model``: no "module." prefixes.
-        self.net = distributed.wrap(world, model, device)
+        self.net = distributed.wrap(world, self.model, device)
         self.training = cfg.training
         self.position = Position()
         self.metrics: list[dict[str, Any]] = []
-        self.trace = TraceRecorder(int(cfg.get("trace", {}).get("params_every", 1)))
         ckpt = cfg.get("checkpoint") or {}
         self.ckpt_every_epoch = bool(ckpt.get("every_epoch", True))
         self.ckpt_every_steps = ckpt.get("every_n_steps")
@@ -218,7 +242,7 @@ class _Loop:
                 self.scheduler.load_state_dict(state["scheduler"])
             self.position = Position(**state["position"])
             self.metrics = list(state["metrics"])
-            self.trace.restore(state["trace"])
+            self.recorder.restore(state["trace"])
             restore_rng_state(state["rng"])
             saved_config = flatten(state["config"])
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
@@ -255,7 +279,7 @@ class _Loop:
             "rng": capture_rng_state(),
             "position": vars(self.position).copy(),
             "metrics": self.metrics,
-            "trace": self.trace.rows,
+            "trace": self.recorder.rows,
             "config": canonical_config(self.cfg),
         }
         save_checkpoint(self.run_dir, self.position.step, state, self.ckpt_keep_last)
@@ -263,7 +287,7 @@ class _Loop:
 
     def write_records(self) -> None:
         runs.write_jsonl(self.run_dir / runs.METRICS, self.metrics)
-        runs.write_jsonl(self.run_dir / runs.TRACE, self.trace.rows)
+        self.recorder.write_trace()
 
     def _step_checkpoint_due(self, *, last_batch: bool, epochs: int) -> bool:
         """Every ``every_n_steps`` steps, unless a checkpoint of this same step follows anyway."""
@@ -280,7 +304,7 @@ class _Loop:
         while self.position.epoch <= epochs and not self._stop_requested():
             self._run_epoch(epochs)
         distributed.sync_buffers(self.world, self.model)  # also when max_steps stopped mid-epoch
-        self.trace.mark_final(self.model)
+        self.recorder.mark_final()
         self.checkpoint()  # the final checkpoint also writes metrics.jsonl and trace.jsonl
 
     def _run_epoch(self, epochs: int) -> None:
@@ -307,7 +331,7 @@ class _Loop:
             if self._stop_requested():
                 log.info("stopping after training.max_steps=%d steps", self.max_steps)
                 return
-        self.trace.flush()  # the trace's batched work counts in the epoch's time
+        self.recorder.trace.flush()  # the trace's batched work counts in the epoch's time
         self._end_epoch(epochs, time.perf_counter() - started)
 
     def _step(self, images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor) -> None:
@@ -315,7 +339,7 @@ class _Loop:
         context = StepContext(pos.step + 1, pos.epoch, self.model, indices)
         for hook in self.hooks.before_step:
             hook(context)
-        self.trace.before_step(pos.step + 1, pos.epoch, indices)
+        self.recorder.before_step(indices, step=pos.step + 1, epoch=pos.epoch)
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.objective.loss(self.net, images, labels)  # summed over the batch
         (loss / len(labels)).backward()
@@ -327,7 +351,7 @@ class _Loop:
         loss_value, samples = distributed.rank_sums(self.world, [loss.item(), len(labels)], self.device)
         pos.epoch_loss_sum += loss_value
         pos.epoch_samples += int(samples)
-        self.trace.after_step(loss_value, self.model)
+        self.recorder.after_step(loss_value)
 
     def _end_epoch(self, epochs: int, seconds: float) -> None:
         pos = self.position
