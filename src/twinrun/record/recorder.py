@@ -174,7 +174,8 @@ class Recorder:
             data = DataDigest()
             if indices is not None:
                 data.add_indices(indices)
-            data.add_batch(batch)
+            if batch is not None:
+                data.add_batch(batch)
         self.trace.before_step(step if step is not None else self.last_step + 1, self.epoch, data)
 
     def after_step(self, loss: float | torch.Tensor) -> None:
@@ -188,7 +189,8 @@ class Recorder:
                     f"after_step needs a scalar loss, got a tensor of shape {list(loss.shape)}"
                 )
             # Kept on its device until the trace's next flush: no synchronisation per step.
-            loss = loss.detach().clone() if loss.device.type != "cpu" else float(loss)
+            loss = loss.detach()
+            loss = loss.clone() if loss.device.type != "cpu" else float(loss)
         self.last_step = step
         self.trace.after_step(loss, self.model)
 

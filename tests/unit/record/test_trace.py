@@ -4,7 +4,13 @@ from torch import nn
 
 from twinrun.record.determinism import seed_everything
 from twinrun.record.rng_state import rng_digests
-from twinrun.record.trace import ParamFingerprints, TraceRecorder, batch_digest, param_fingerprints
+from twinrun.record.trace import (
+    DataDigest,
+    ParamFingerprints,
+    TraceRecorder,
+    batch_digest,
+    param_fingerprints,
+)
 
 
 def test_param_fingerprints_see_one_ulp() -> None:
@@ -135,3 +141,50 @@ def test_device_sums_of_different_models_in_one_flush(monkeypatch) -> None:
         recorder.before_step(step, 1, torch.tensor([step]))
         recorder.after_step(1.0, model)
     assert [row["params"] for row in recorder.rows] == expected
+
+
+def _digest(*, indices=None, batch=None) -> str:
+    digest = DataDigest()
+    if indices is not None:
+        digest.add_indices(indices)
+    if batch is not None:
+        digest.add_batch(batch)
+    return digest.hexdigest()
+
+
+def test_data_digest_of_indices_is_the_batch_digest() -> None:
+    assert _digest(indices=[5, 1, 2]) == batch_digest(torch.tensor([5, 1, 2]))
+    assert _digest(indices=torch.tensor([5, 1, 2], dtype=torch.int32)) == batch_digest(
+        torch.tensor([5, 1, 2])
+    )
+
+
+def test_data_digest_sees_values_order_dtype_and_nesting() -> None:
+    a, b = torch.tensor([1.0, 2.0]), torch.tensor([3.0])
+    reference = _digest(batch=([a, b], {"y": torch.tensor([1])}))
+    assert reference == _digest(batch=([a.clone(), b.clone()], {"y": torch.tensor([1])}))
+    different = [
+        ([b, a], {"y": torch.tensor([1])}),  # order
+        ([a, b], {"y": torch.tensor([2])}),  # a value
+        ([a.double(), b], {"y": torch.tensor([1])}),  # a dtype
+        ([a], b, {"y": torch.tensor([1])}),  # nesting
+        ([a, b], {"z": torch.tensor([1])}),  # a key
+    ]
+    assert len({reference, *(_digest(batch=batch) for batch in different)}) == len(different) + 1
+
+
+def test_tensor_loss_is_written_exactly_at_the_flush() -> None:
+    recorder = TraceRecorder()
+    recorder.before_step(1, 1, torch.tensor([0]))
+    recorder.after_step(torch.tensor(0.1, dtype=torch.float32), nn.Linear(1, 1))
+    assert recorder.rows[0]["loss"] == float(torch.tensor(0.1, dtype=torch.float32)).hex() != (0.1).hex()
+
+
+def test_add_data_turns_the_step_data_into_one_digest() -> None:
+    recorder = TraceRecorder()
+    recorder.before_step(1, 1, torch.tensor([0, 1]))
+    recorder.add_data(indices=torch.tensor([2]))
+    assert recorder.open_step == 1
+    recorder.after_step(1.0, nn.Linear(1, 1))
+    assert recorder.open_step is None
+    assert recorder.rows[0]["batch"] == batch_digest(torch.tensor([0, 1, 2]))
