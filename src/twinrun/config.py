@@ -112,3 +112,75 @@ def check_device(device: Any) -> str:
     if device not in ("cpu", "cuda", "auto") and not (isinstance(device, str) and device.startswith("cuda:")):
         raise ConfigError(f"device={device!r} is not usable: choose device=cpu, device=cuda or device=auto")
     return str(device)
+
+
+def _check_count(key: str, value: Any, least: int, *, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        null = " or null" if optional else ""
+        raise ConfigError(f"{key}={value!r} is not usable: give an integer >= {least}{null}")
+
+
+def check_training(training: Mapping[str, Any]) -> None:
+    """Validate the ``training`` node's counts before anything is built or written."""
+    _check_count("training.epochs", training.get("epochs"), 1)
+    _check_count("training.batch_size", training.get("batch_size"), 1)
+    _check_count("training.num_workers", training.get("num_workers", 0), 0)
+    _check_count("training.max_steps", training.get("max_steps"), 1, optional=True)
+
+
+def check_optimizer(node: Any) -> None:
+    """The ``optimizer`` node must name a ``torch.optim.Optimizer`` class and give a finite ``lr``.
+
+    Checked before ``hydra.utils.instantiate`` runs: ``_target_`` may name any callable, and calling an
+    arbitrary one with ``params=`` is not what anyone meant.
+    """
+    import math
+
+    if not isinstance(node, Mapping) or not isinstance(node.get("_target_"), str):
+        raise ConfigError(f"optimizer={node!r} is not usable: give _target_ (e.g. torch.optim.Adam) and lr")
+    target = node["_target_"]
+    if not _is_torch_optimizer(target):
+        raise ConfigError(
+            f"optimizer._target_={target} is not a torch optimizer: name a torch.optim.Optimizer "
+            "class, e.g. optimizer._target_=torch.optim.SGD"
+        )
+    lr = node.get("lr")
+    if lr is not None and (
+        isinstance(lr, bool) or not isinstance(lr, int | float) or not math.isfinite(lr) or lr < 0
+    ):
+        raise ConfigError(f"optimizer.lr={lr!r} is not usable: give a finite number >= 0")
+
+
+def _is_torch_optimizer(target: str) -> bool:
+    """Whether the dotted ``target`` names an Optimizer subclass (found quietly: hydra's ``get_class``
+    logs every failed lookup)."""
+    import importlib
+
+    import torch
+
+    parts = target.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            found: Any = importlib.import_module(".".join(parts[:cut]))
+            for name in parts[cut:]:
+                found = getattr(found, name)
+        except (ImportError, AttributeError, ValueError):
+            continue
+        return isinstance(found, type) and issubclass(found, torch.optim.Optimizer)
+    return False
+
+
+def build_optimizer(node: Any, params: Any) -> Any:
+    """``instantiate(node, params=params)`` after :func:`check_optimizer`; its errors in one line."""
+    from hydra.utils import instantiate
+
+    from twinrun.errors import first_line
+
+    check_optimizer(node)
+    try:
+        return instantiate(node, params=params)
+    except Exception as exc:  # torch's own checks (betas, weight_decay...), unknown keyword arguments
+        cause = exc.__cause__ or exc
+        raise ConfigError(f"optimizer={node['_target_']} cannot be built: {first_line(cause)}") from None

@@ -7,6 +7,7 @@ leaves a half-written artifact behind. See README "What a run directory holds".
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -15,6 +16,8 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+from twinrun.errors import TwinrunError
 
 WEIGHTS = "weights.safetensors"
 MANIFEST = "manifest.json"
@@ -28,8 +31,18 @@ RANKS = "ranks"  # DDP: ranks/rank-<r>/ holds rank r's own final weights and log
 # What every run writes (besides its log and images/), whoever launched it.
 CONTRACT_FILES = (WEIGHTS, MANIFEST, METRICS, TRACE, RESOLVED_CONFIG, ENV)
 MANIFEST_FORMAT = "twinrun-manifest/1"
-_UMASK = os.umask(0)
+_UMASK = os.umask(0)  # read once at import: os.umask can only be read by setting it
 os.umask(_UMASK)
+TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"  # atomic_path's temporaries: .<name>.<random>.tmp
+# What to do about a failed write, by errno; anything else is shown as the system's reason.
+_WRITE_ADVICE = {
+    errno.ENOSPC: "free some space or choose another hydra.run.dir",
+    errno.EDQUOT: "free some space or choose another hydra.run.dir",
+    errno.EFBIG: "raise the file-size limit (ulimit -f)",
+    errno.EACCES: "choose a writable hydra.run.dir",
+    errno.EPERM: "choose a writable hydra.run.dir",
+    errno.EROFS: "choose a writable hydra.run.dir",
+}
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # the same as Hydra's job log
 
 
@@ -38,20 +51,51 @@ def rank_dir(run_dir: str | Path, rank: int) -> Path:
     return Path(run_dir) / RANKS / f"rank-{rank}"
 
 
+class RunDirError(TwinrunError, RuntimeError):
+    """A run directory that cannot be written or trained into (busy, finished, full, read-only)."""
+
+
+def write_error(path: Path, exc: OSError) -> RunDirError:
+    """One line for a failed write: the file, the system's reason and what to do."""
+    reason = exc.strerror or type(exc).__name__
+    advice = _WRITE_ADVICE.get(exc.errno or 0)
+    return RunDirError(f"cannot write {path}: {reason}" + (f"; {advice}" if advice else ""))
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds."""
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
+
+    The file gets the permissions the umask gives any new file (mkstemp's are 0600); an ``OSError``
+    while writing (disk full, file-size limit, read-only directory) becomes a one-line :class:`RunDirError`.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; artifacts get the usual permissions
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+        os.close(fd)
         yield Path(tmp)
+        # After the block: a writer may have replaced the temporary file with one of its own mode.
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
+    except OSError as exc:
+        raise write_error(path, exc) from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def remove_stale_temporaries(run_dir: Path) -> list[Path]:
+    """Delete temporaries an interrupted writer (SIGKILL) left in ``run_dir``; only call under its lock."""
+    removed = []
+    for tmp in Path(run_dir).rglob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):
+        if tmp.is_file() and not tmp.is_symlink():
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
 
 
 def write_bytes(path: Path, data: bytes) -> None:
@@ -102,13 +146,13 @@ def manifest_for(tensors: Mapping[str, Any]) -> dict[str, Any]:
 
 def write_weights(run_dir: Path, state_dict: Mapping[str, Any]) -> dict[str, Any]:
     """Write the final ``state_dict`` (parameters and buffers) as safetensors plus its manifest."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     # safetensors refuses tensors that share storage; a contiguous CPU clone of each is always safe.
     tensors = {name: t.detach().to("cpu").contiguous().clone() for name, t in state_dict.items()}
-    with atomic_path(Path(run_dir) / WEIGHTS) as tmp:
-        # No metadata: safetensors serialises it in hash-map order, which would make twin files differ.
-        save_file(tensors, str(tmp))
+    # No metadata: safetensors serialises it in hash-map order, which would make twin files differ.
+    # Serialised in memory and written by Python: a failed write is then an OSError with its errno.
+    write_bytes(Path(run_dir) / WEIGHTS, save(tensors))
     manifest = manifest_for(tensors)
     write_json(Path(run_dir) / MANIFEST, manifest)
     return manifest

@@ -74,19 +74,26 @@ def load_datasets(data_cfg: Mapping[str, Any]) -> Datasets:
         raise DataUnavailableError(f"data={name} is unknown; choose one of {', '.join(SOURCES)}")
     root = Path(str(data_cfg["root"])).expanduser()
     train_n, test_n = _sample_count(data_cfg, "train"), _sample_count(data_cfg, "test")
-    root.mkdir(parents=True, exist_ok=True)
-    if name == "synthetic":
-        dataset_root = _prepare_synthetic(root, data_cfg, train_n, test_n)
-        dataset_cls: Any = _torchvision_class("mnist")
-    else:
-        dataset_root = root
-        dataset_cls = _torchvision_class(name)
-        _prepare_download(root, name, dataset_cls)
-    return Datasets(
-        name=name,
-        train=_load_split(dataset_cls, dataset_root, train=True, limit=train_n),
-        test=_load_split(dataset_cls, dataset_root, train=False, limit=test_n),
-    )
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if name == "synthetic":
+            dataset_root = _prepare_synthetic(root, data_cfg, train_n, test_n)
+            dataset_cls: Any = _torchvision_class("mnist")
+        else:
+            dataset_root = root
+            dataset_cls = _torchvision_class(name)
+            _prepare_download(root, name, dataset_cls)
+        return Datasets(
+            name=name,
+            train=_load_split(dataset_cls, dataset_root, train=True, limit=train_n),
+            test=_load_split(dataset_cls, dataset_root, train=False, limit=test_n),
+        )
+    except OSError as exc:  # an unwritable or full data.root, an unreadable file in it
+        where = exc.filename or root
+        raise DataUnavailableError(
+            f"data={name} cannot be prepared under data.root={root}: {where}: "
+            f"{exc.strerror or type(exc).__name__}; point data.root at a writable directory"
+        ) from None
 
 
 def _sample_count(data_cfg: Mapping[str, Any], split: str) -> int | None:

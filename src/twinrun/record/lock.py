@@ -1,0 +1,116 @@
+"""One training per run directory: an exclusive lock held for the run's whole life.
+
+Two trainings writing into one directory would leave a run whose config is one's and whose weights
+are the other's. ``run_dir_lock`` takes ``fcntl.flock`` on ``<run_dir>/.twinrun.lock`` (the kernel drops
+it when the holder dies, SIGKILL included) and records the holder's pid in it while held;
+``refuse_used_run_dir`` refuses a directory that already holds a finished or interrupted run unless the
+run resumes from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from twinrun.record import runs
+from twinrun.record.runs import RunDirError
+
+__all__ = ["LOCK_FILE", "RunDirError", "refuse_used_run_dir", "run_dir_lock"]
+
+LOCK_FILE = ".twinrun.lock"
+_held: dict[Path, int] = {}  # run dirs this process holds, with a nesting count (flock is per open file)
+
+
+def os_reason(exc: OSError) -> str:
+    """``Permission denied``, ``No space left on device``: the reason without the errno noise."""
+    return exc.strerror or type(exc).__name__
+
+
+@contextlib.contextmanager
+def run_dir_lock(run_dir: str | Path) -> Iterator[Path]:
+    """Hold ``run_dir`` exclusively for the block; fail at once when another process holds it.
+
+    Nested use in one process (a Hydra shell and ``fit`` both locking) is allowed. Stale temporary files
+    of an interrupted writer are removed once the lock is held: nobody else can be writing them. Call
+    :func:`refuse_used_run_dir` under the lock once the config says whether the run resumes.
+    """
+    run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        key = run_dir.resolve()
+    except OSError as exc:
+        raise RunDirError(
+            f"cannot create the run directory {run_dir} ({os_reason(exc)}); choose a writable hydra.run.dir"
+        ) from None
+    if key in _held:
+        _held[key] += 1
+        try:
+            yield run_dir
+        finally:
+            _held[key] -= 1
+        return
+    fd = _open_lock_file(run_dir)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunDirError(
+                f"the run directory {run_dir} is in use by another training (pid {_holder(fd)}); "
+                "wait for it to end or choose another hydra.run.dir"
+            ) from None
+        with contextlib.suppress(OSError):  # the pid only makes a message clearer (a full disk refuses it)
+            _write_pid(fd, f"{os.getpid()}\n")
+        _held[key] = 1
+        try:
+            runs.remove_stale_temporaries(run_dir)
+            yield run_dir
+        finally:
+            del _held[key]
+            with contextlib.suppress(OSError):  # an empty file: two finished twins hold the same bytes
+                _write_pid(fd, "")
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def refuse_used_run_dir(run_dir: Path, resume_from: str | Path | None) -> None:
+    """A directory holding a finished or interrupted run is trained into again only to resume it."""
+    if resume_from and _inside(Path(str(resume_from)).expanduser(), run_dir):
+        return
+    if (run_dir / runs.WEIGHTS).exists():
+        what = f"a finished run ({runs.WEIGHTS})"
+    elif any((run_dir / runs.CHECKPOINTS).glob("step-*.pt")):
+        what = f"an interrupted run ({runs.CHECKPOINTS}/step-*.pt)"
+    else:
+        return
+    raise RunDirError(
+        f"the run directory {run_dir} already holds {what}; choose another hydra.run.dir, or continue it "
+        f"with training.resume_from={run_dir}"
+    )
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    path, folder = path.resolve(), folder.resolve()
+    return path == folder or folder in path.parents
+
+
+def _open_lock_file(run_dir: Path) -> int:
+    try:
+        return os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        raise RunDirError(
+            f"cannot write in the run directory {run_dir} ({os_reason(exc)}); choose a writable hydra.run.dir"
+        ) from None
+
+
+def _write_pid(fd: int, text: str) -> None:
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, text.encode(), 0)
+
+
+def _holder(fd: int) -> str:
+    with contextlib.suppress(OSError, ValueError):
+        return str(int(os.pread(fd, 32, 0).decode().strip()))
+    return "unknown"
