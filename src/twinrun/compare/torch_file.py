@@ -1,0 +1,159 @@
+"""Opening a ``torch.save`` file (zip or legacy format) with :mod:`twinrun.compare.torch_pickle`.
+
+The result is the saved object, rebuilt inertly, and where each storage's bytes lie in the file. Nothing
+of the tensor data is read here.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from twinrun.compare.file_regions import FileRegion, Region, member_region
+from twinrun.compare.run_reader import UnusableRunError
+from twinrun.compare.torch_pickle import ELEMENT_SIZES, MAGIC_NUMBER, PROTOCOL_VERSION, StorageRef, unpickle
+from twinrun.errors import first_line
+
+# What a damaged pickle or zip raises while being read.
+DAMAGED = (
+    pickle.UnpicklingError,
+    EOFError,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    LookupError,
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    RecursionError,
+    MemoryError,
+    OverflowError,
+)
+
+
+class NotATensorFileError(UnusableRunError):
+    """The file is not of a tensor format at all (a ``.bin`` of something else): callers may fall back to
+    comparing its bytes."""
+
+
+@dataclass
+class TorchFile:
+    """The object a torch file holds (tensors as TensorRef, foreign classes as placeholders) and the
+    region of the file that holds each storage."""
+
+    obj: Any
+    regions: dict[str, Region]
+    files: list[IO[bytes]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for f in self.files:
+            f.close()
+
+
+def unreadable(shown: str, exc: BaseException) -> UnusableRunError:
+    """The one-line message for a torch file that cannot be parsed."""
+    return UnusableRunError(
+        f"{shown} is not a readable torch.save file ({type(exc).__name__}: {first_line(exc)}); "
+        "it is truncated or corrupt: regenerate it"
+    )
+
+
+def open_torch_file(path: Path, shown: str) -> TorchFile:
+    """Parse ``path``; raises RefusedPickleError for pickled code, UnusableRunError for damage."""
+    try:
+        size = path.stat().st_size
+        file = path.open("rb", buffering=0)
+    except OSError as exc:
+        raise UnusableRunError(f"cannot read {shown} ({exc.strerror}); check its permissions") from None
+    if size == 0:
+        file.close()
+        raise UnusableRunError(f"{shown} is empty; the run did not finish writing it, re-run it")
+    try:
+        head = file.read(512)
+        if head.startswith(b"PK\x03\x04"):
+            return _open_zip(file, size, shown)
+        if head[:1] == b"\x80":
+            return _open_legacy(path, file, size, shown)
+        if head[257:262] == b"ustar":
+            raise UnusableRunError(
+                f"{shown} is in torch's pre-1.0 tar format; load and re-save it with torch"
+            )
+        raise NotATensorFileError(f"{shown} is not a torch.save file (neither a zip archive nor a pickle)")
+    except DAMAGED as exc:
+        file.close()
+        raise unreadable(shown, exc) from None
+    except BaseException:
+        file.close()
+        raise
+
+
+def _open_zip(file: IO[bytes], size: int, shown: str) -> TorchFile:
+    archive = zipfile.ZipFile(file)
+    pickles = [n for n in archive.namelist() if n.count("/") == 1 and n.endswith("/data.pkl")]
+    if not pickles:
+        raise NotATensorFileError(f"{shown} is a zip archive without data.pkl, not a torch.save file")
+    prefix = pickles[0].removesuffix("data.pkl")
+    names = set(archive.namelist())
+    if f"{prefix}byteorder" in names and archive.read(f"{prefix}byteorder").strip() != b"little":
+        raise UnusableRunError(f"{shown} was saved big-endian; re-save it on a little-endian machine")
+    storages: dict[str, StorageRef] = {}
+    obj = unpickle(archive.read(pickles[0]), storages)
+    regions: dict[str, Region] = {}
+    for key, storage in storages.items():
+        try:
+            info = archive.getinfo(f"{prefix}data/{key}")
+        except KeyError:
+            raise UnusableRunError(
+                f"{shown} lacks the record of storage {key}; the file is corrupt"
+            ) from None
+        region = member_region(archive, file, info, size, shown)
+        regions[key] = _checked(region, storage, shown)
+    return TorchFile(obj, regions, [file])
+
+
+def _open_legacy(path: Path, raw: IO[bytes], size: int, shown: str) -> TorchFile:
+    with path.open("rb") as f:  # buffered: the unpickler reads opcode by opcode
+        if unpickle(f, {}) != MAGIC_NUMBER:
+            raise NotATensorFileError(f"{shown} is a pickle, not a torch.save file (no torch magic number)")
+        if unpickle(f, {}) != PROTOCOL_VERSION:
+            raise UnusableRunError(f"{shown} has an unknown torch protocol version; re-save it")
+        sys_info = unpickle(f, {})
+        if isinstance(sys_info, dict) and sys_info.get("little_endian") is False:
+            raise UnusableRunError(f"{shown} was saved big-endian; re-save it on a little-endian machine")
+        storages: dict[str, StorageRef] = {}
+        obj = unpickle(f, storages)
+        keys = unpickle(f, {})
+        pos = f.tell()
+    if not isinstance(keys, list) or set(map(str, keys)) != set(storages):
+        raise UnusableRunError(f"{shown}: its storage list does not match its tensors; the file is corrupt")
+    regions: dict[str, Region] = {}
+    for key in map(str, keys):
+        raw.seek(pos)
+        count = raw.read(8)
+        if len(count) < 8:
+            raise UnusableRunError(f"{shown} ended early; the file was truncated: regenerate it")
+        storage = storages[key]
+        nbytes = int.from_bytes(count, "little", signed=True) * ELEMENT_SIZES[storage.dtype]
+        if nbytes < 0:
+            raise UnusableRunError(f"{shown}: storage {key} has a negative size; the file is corrupt")
+        region = FileRegion(raw, pos + 8, nbytes, shown)
+        pos += 8 + nbytes
+        if pos > size:
+            raise UnusableRunError(f"{shown} ended early; the file was truncated: regenerate it")
+        regions[key] = _checked(region, storage, shown)
+    return TorchFile(obj, regions, [raw])
+
+
+def _checked(region: Region, storage: StorageRef, shown: str) -> Region:
+    if storage.offset + storage.nbytes > region.size:
+        raise UnusableRunError(
+            f"{shown}: storage {storage.key} is shorter than its tensors ({region.size} bytes); "
+            "the file is corrupt"
+        )
+    return region
