@@ -9,8 +9,12 @@ comparisons at 4-9 GB/s. torch is imported only for the dtypes numpy lacks (bflo
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
+
 import numpy as np
 
+from twinrun.compare.object_tree import leaf_key
 from twinrun.compare.report_model import (
     DIFFERENT,
     IDENTICAL,
@@ -206,10 +210,20 @@ def compare_tensor(
 
 
 def compare_weights(
-    a: WeightsSource, b: WeightsSource, *, atol: float | None = None, rtol: float | None = None
+    a: WeightsSource,
+    b: WeightsSource,
+    *,
+    atol: float | None = None,
+    rtol: float | None = None,
+    label: str | None = None,
 ) -> WeightsSection:
-    """The weights section: key sets, dtypes, shapes, then bytes of every tensor both runs have."""
+    """The weights section: key sets, dtypes, shapes, then bytes of every tensor both runs have, and
+    the sources' other values (leaves) exactly. With ``label``, names read ``label: path``."""
     tol = None if atol is None and rtol is None else (float(atol or 0.0), float(rtol or 0.0))
+
+    def named(path: str) -> str:
+        return path if label is None else (f"{label}: {path}" if path else label)
+
     sec = WeightsSection(
         source_a=a.shown,
         source_b=b.shown,
@@ -218,32 +232,63 @@ def compare_weights(
         atol=atol,
         rtol=rtol,
     )
-    sec.only_in_a = [n for n in a.metas if n not in b.metas]
-    sec.only_in_b = [n for n in b.metas if n not in a.metas]
+    sec.only_in_a = [named(n) for n in a.metas if n not in b.metas]
+    sec.only_in_b = [named(n) for n in b.metas if n not in a.metas]
     buffers = (np.empty(CHUNK_BYTES, dtype=np.uint8), np.empty(CHUNK_BYTES, dtype=np.uint8))
     for name, meta_a in a.metas.items():
         meta_b = b.metas.get(name)
         if meta_b is None:
             continue
         if meta_a.shape != meta_b.shape:
-            sec.shape_mismatches.append(Mismatch(name, list(meta_a.shape), list(meta_b.shape)))
+            sec.shape_mismatches.append(Mismatch(named(name), list(meta_a.shape), list(meta_b.shape)))
             continue
+        # Equal bytes under different dtypes (float32 vs int32) are different weights.
         if meta_a.dtype != meta_b.dtype or meta_a.nbytes != meta_b.nbytes:
-            sec.dtype_mismatches.append(Mismatch(name, meta_a.dtype, meta_b.dtype))
+            sec.dtype_mismatches.append(Mismatch(named(name), meta_a.dtype, meta_b.dtype))
             continue
         diff = compare_tensor(a, b, name, buffers, tol)
         sec.compared += 1
         sec.bytes_compared += meta_a.nbytes
         if diff is not None:
+            diff.name = named(name)
             sec.differing.append(diff)
-    differs = sec.architecture_differs or sec.dtype_mismatches or sec.differing
+    _compare_leaves(a.leaves, b.leaves, named, sec)
+    leaves_differ = sec.leaf_mismatches or sec.leaves_only_in_a or sec.leaves_only_in_b
+    differs = sec.architecture_differs or sec.dtype_mismatches or sec.differing or leaves_differ
     sec.status = DIFFERENT if differs else IDENTICAL
     if tol is not None:
-        sec.close = not (sec.architecture_differs or sec.dtype_mismatches) and all(
+        sec.close = not (sec.architecture_differs or sec.dtype_mismatches or leaves_differ) and all(
             d.close for d in sec.differing
         )
     sec.summary = _summary(sec)
     return sec
+
+
+def _compare_leaves(
+    la: dict[str, object], lb: dict[str, object], named: Callable[[str], str], sec: WeightsSection
+) -> None:
+    """Non-tensor values compared exactly (floats by their bits)."""
+    sec.leaves_only_in_a = [named(k) for k in la if k not in lb]
+    sec.leaves_only_in_b = [named(k) for k in lb if k not in la]
+    for key, va in la.items():
+        if key not in lb:
+            continue
+        sec.leaves_compared += 1
+        vb = lb[key]
+        if leaf_key(va) != leaf_key(vb):
+            sec.leaf_mismatches.append(Mismatch(named(key), shown_leaf(va), shown_leaf(vb)))
+
+
+def shown_leaf(value: object, limit: int = 200) -> object:
+    """A leaf as a report shows it: numbers as they are, long text shortened (its length shown)."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, bytes):
+        if len(value) <= 32:
+            return f"bytes {value.hex()}"
+        return f"{len(value)} bytes, sha256 {hashlib.sha256(value).hexdigest()[:16]}"
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _names(names: list[str], limit: int = 3) -> str:
@@ -274,8 +319,20 @@ def _summary(sec: WeightsSection) -> str:
         first = describe_tensor_diff(sec.differing[0])
         lead = "first " if len(sec.differing) > 1 else ""
         parts.append(f"{len(sec.differing)} of {sec.compared} tensors differ: {lead}{first}")
+    leaves_only = sec.leaves_only_in_a + sec.leaves_only_in_b
+    if leaves_only:
+        parts.append(f"values in one run only: {_names(leaves_only)}")
+    if sec.leaf_mismatches:
+        m = sec.leaf_mismatches[0]
+        lead = "first " if len(sec.leaf_mismatches) > 1 else ""
+        parts.append(
+            f"{len(sec.leaf_mismatches)} of {sec.leaves_compared} other values differ: {lead}{m.name} "
+            f"{m.a!r} vs {m.b!r}"
+        )
     if not parts:
         parts.append(f"{sec.compared} tensors, {_size(sec.bytes_compared)}, bitwise identical")
+        if sec.leaves_compared:
+            parts[-1] += f"; {sec.leaves_compared} other values identical"
     if sec.close is not None:
         verdict = "all within" if sec.close else "not within"
         parts.append(f"{verdict} atol={sec.atol or 0} rtol={sec.rtol or 0}")

@@ -1,28 +1,28 @@
-"""A run's final weights as a lazy, byte-addressable source of tensors.
+"""Tensor files as lazy, byte-addressable sources of named tensors (plus the file's other values).
 
-``weights.safetensors`` is validated with ``safetensors.safe_open`` and then read by byte ranges with
-plain file reads into a caller-provided buffer. Not through ``safe_open``'s memory map: every page of a
-map that has been touched counts in the process's resident set until the map closes, so reading a 1 GiB
-file through it grows RSS by 1 GiB (2 GiB for two runs), while ``readinto`` keeps memory at the size of
-the buffers whatever the size of the file. A legacy ``trained_model.pt`` (the course's format) is loaded
-whole with ``torch.load(weights_only=True)``. torch is imported only for that legacy format: comparing
-two safetensors runs needs numpy alone, which saves the CLI more than a second of start-up.
+``*.safetensors`` is validated with ``safetensors.safe_open`` and then read by byte ranges with plain file
+reads into a caller-provided buffer. Not through ``safe_open``'s memory map: every page of a map that has
+been touched counts in the process's resident set until the map closes, so reading a 1 GiB file through
+it grows RSS by 1 GiB (2 GiB for two runs), while ``readinto`` keeps memory at the size of the buffers
+whatever the size of the file. Torch files are read the same way, by the storages' byte ranges, after
+:mod:`twinrun.compare.torch_pickle` has rebuilt the pickle without running it. Neither needs torch: the
+CLI saves more than a second of start-up when it compares files that do not need it.
 """
 
 from __future__ import annotations
 
 import json
-import pickle
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
+from twinrun.compare.file_regions import Region
+from twinrun.compare.object_tree import MemTensor, Tree
 from twinrun.compare.run_reader import RunDir, UnusableRunError
-from twinrun.errors import first_line
+from twinrun.compare.torch_pickle import TensorRef
 from twinrun.record import runs
 
 if TYPE_CHECKING:
@@ -75,6 +75,7 @@ class WeightsSource:
     def __init__(self, shown: str) -> None:
         self.shown = shown  # the weights file as named in messages
         self.metas: dict[str, TensorMeta] = {}
+        self.leaves: dict[str, Any] = {}  # the file's other values (epoch, hyper_parameters ...), by path
 
     def read(self, name: str, offset: int, buffer: np.ndarray) -> np.ndarray:
         """Bytes ``[offset, offset + len(buffer))`` of tensor ``name`` (uint8), possibly in ``buffer``."""
@@ -107,7 +108,8 @@ class SafetensorsWeights(WeightsSource):
             raise UnusableRunError(f"{shown}: unreadable safetensors header ({exc}); regenerate it") from None
         self._data_start = 8 + header_len
         self._offsets: dict[str, int] = {}
-        header.pop("__metadata__", None)
+        metadata = header.pop("__metadata__", None) or {}
+        self.leaves = {f"__metadata__/{k}": v for k, v in metadata.items()}
         # File order, so that reading tensor after tensor walks each file front to back.
         for name, entry in sorted(header.items(), key=lambda item: item[1]["data_offsets"][0]):
             begin, end = entry["data_offsets"]
@@ -153,6 +155,51 @@ class TensorDictWeights(WeightsSource):
         return self._flat[name][offset : offset + buffer.size]
 
 
+class TreeWeights(WeightsSource):
+    """The tensors of a flattened object: byte ranges of the file's storages (or bytes in memory)."""
+
+    kind = "torch"
+
+    def __init__(
+        self, tree: Tree, regions: Mapping[str, Region], shown: str, close: Callable[[], None] | None = None
+    ) -> None:
+        super().__init__(shown)
+        self.leaves = tree.leaves
+        self._close = close
+        self._tensors = tree.tensors
+        self._regions = regions
+        self._strided: tuple[str, np.ndarray] | None = None  # the last non-contiguous tensor, gathered
+        for name, t in tree.tensors.items():
+            size = t.numel * t.itemsize if isinstance(t, TensorRef) else t.data.size
+            self.metas[name] = TensorMeta(t.dtype, t.shape, size)
+
+    def read(self, name: str, offset: int, buffer: np.ndarray) -> np.ndarray:
+        t = self._tensors[name]
+        if isinstance(t, MemTensor):
+            return t.data[offset : offset + buffer.size]
+        if not t.contiguous:
+            return self._gathered(name, t)[offset : offset + buffer.size]
+        start = t.storage.offset + t.offset * t.itemsize + offset
+        self._regions[t.storage.key].readinto(start, memoryview(buffer))
+        return buffer
+
+    def _gathered(self, name: str, t: TensorRef) -> np.ndarray:
+        """A strided view's elements in order (views saved as such are small: gathered in memory)."""
+        if self._strided is None or self._strided[0] != name:
+            begin, end = t.span()
+            raw = np.empty(end - begin, np.uint8)
+            self._regions[t.storage.key].readinto(t.storage.offset + begin, memoryview(raw))
+            elements = raw.view(np.dtype(f"V{t.itemsize}"))
+            strides = tuple(s * t.itemsize for s in t.stride)
+            view = np.lib.stride_tricks.as_strided(elements, t.shape, strides, writeable=False)
+            self._strided = (name, np.ascontiguousarray(view).view(np.uint8).reshape(-1))
+        return self._strided[1]
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()
+
+
 def _validate_safetensors(path: Path, shown: str) -> None:
     from safetensors import SafetensorError, safe_open
 
@@ -171,68 +218,15 @@ def _validate_safetensors(path: Path, shown: str) -> None:
 
 
 def open_weights(run: RunDir, *, trust_pickle: bool = False) -> WeightsSource:
-    """The run's weights: ``weights.safetensors``, else a legacy ``trained_model.pt``."""
+    """The run's weights: ``weights.safetensors``, else a legacy ``trained_model.pt`` (every tensor in it,
+    named by its path in the saved object, read without running pickled code)."""
+    from twinrun.compare.tensor_files import open_tensor_file
+
     if run.has(runs.WEIGHTS):
         return SafetensorsWeights(run.file(runs.WEIGHTS), run.show(runs.WEIGHTS))
     if run.has(LEGACY_WEIGHTS):
-        return TensorDictWeights(_load_legacy(run, trust_pickle), run.show(LEGACY_WEIGHTS))
+        return open_tensor_file(run.file(LEGACY_WEIGHTS), run.show(LEGACY_WEIGHTS), trust_pickle=trust_pickle)
     raise UnusableRunError(
         f"{run.shown} has no weights (neither {runs.WEIGHTS} nor {LEGACY_WEIGHTS}); "
         "point at the directory of a finished run"
-    )
-
-
-_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
-
-
-def _load_legacy(run: RunDir, trust_pickle: bool) -> dict[str, torch.Tensor]:
-    import torch
-
-    path, shown = run.file(LEGACY_WEIGHTS), run.show(LEGACY_WEIGHTS)
-    if path.stat().st_size == 0:
-        raise UnusableRunError(f"{shown} is empty; the run did not finish writing its weights, re-run it")
-    try:
-        obj = torch.load(path, weights_only=not trust_pickle, map_location="cpu")
-    except pickle.UnpicklingError as exc:
-        found = _UNSUPPORTED_GLOBAL.search(str(exc))
-        if found and not trust_pickle:
-            raise UnusableRunError(
-                f"{shown} is a pickled {found.group(1)} (a whole module), not a state_dict, and loading it "
-                "can run arbitrary code; pass --trust-pickle to load it with full pickle (only for files "
-                "you made yourself), or save model.state_dict() instead"
-            ) from None
-        raise _unreadable(shown, exc) from None
-    except Exception as exc:  # torch raises RuntimeError, EOFError, KeyError... for damaged files
-        raise _unreadable(shown, exc) from None
-    tensors = _state_dict_of(obj)
-    if tensors is None:
-        raise UnusableRunError(
-            f"{shown} holds a {type(obj).__name__}, not a state_dict; save model.state_dict() instead"
-        )
-    return tensors
-
-
-def _state_dict_of(obj: Any) -> dict[str, torch.Tensor] | None:
-    import torch
-
-    if isinstance(obj, torch.nn.Module):
-        return dict(obj.state_dict())
-    if not isinstance(obj, Mapping):
-        return None
-    for key in ("state_dict", "model_state_dict"):  # checkpoint-style dicts wrap the state dict
-        if isinstance(obj.get(key), Mapping):
-            return _state_dict_of(obj[key])
-    tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-    return tensors if tensors or not obj else None
-
-
-def _unreadable(shown: str, exc: BaseException) -> UnusableRunError:
-    text = str(exc).strip()
-    # torch's weights-only errors open with advice that does not apply; the cause is on a later line.
-    _, marker, cause = text.partition("WeightsUnpickler error:")
-    cause = next((ln.strip() for ln in cause.splitlines() if ln.strip()), "") if marker else ""
-    detail = cause or (first_line(exc) if text else "no detail")
-    return UnusableRunError(
-        f"{shown} is not a readable torch.save file ({type(exc).__name__}: {detail}); it is truncated or "
-        "corrupt: regenerate it"
     )
