@@ -31,7 +31,8 @@ _TASK_MARK = "__twinrun_task__"
 def unwrap_hydra_main(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The task function under ``@hydra.main`` (``fn`` itself when it is not decorated by Hydra)."""
     wrapped = getattr(fn, "__wrapped__", None)
-    if wrapped is not None and getattr(fn, "__module__", None) == "hydra.main":
+    # functools.wraps copies __module__ from the task: Hydra's wrapper shows in its globals only.
+    if wrapped is not None and getattr(fn, "__globals__", {}).get("__name__") == "hydra.main":
         return wrapped
     return fn
 

@@ -65,15 +65,24 @@ class ParityResult:
             )
 
 
-def _status(item: Any) -> str:
-    return str(getattr(item, "status", "") or getattr(item, "verdict", ""))
+def file_list(report: Report) -> list[Any] | None:
+    """The report's per-file entries (its ``files`` section), or None from a comparer without one."""
+    section = report.sections.get("files")
+    entries = getattr(section, "files", None)
+    if entries and all(hasattr(entry, "differs") for entry in entries):
+        return list(entries)
+    return None
 
 
 def report_files(report: Report) -> list[str]:
     """The files a report says differ, named by their path in the run directory."""
-    from twinrun.compare.report_model import DIFFERENT, IDENTICAL
+    from twinrun.compare.report_model import DIFFERENT
     from twinrun.record import runs
 
+    entries = file_list(report)
+    if entries is not None:
+        return [e.path if e.verdict == DIFFERENT else f"{e.path} ({e.verdict})" for e in entries if e.differs]
+    # A comparer that reports by section: each differing section names its file.
     section_file = {"weights": runs.WEIGHTS, "metrics": runs.METRICS, "trace": runs.TRACE}
     named: list[str] = []
     for name, section in report.sections.items():
@@ -82,17 +91,9 @@ def report_files(report: Report) -> list[str]:
         if name == "config":
             named.append(getattr(section, "source_a", None) or runs.RESOLVED_CONFIG)
         elif name == "logs":
-            logs = [f.name_a for f in getattr(section, "files", []) if f.differing_lines]
-            named += logs + list(section.only_in_a) + list(section.only_in_b)  # type: ignore[attr-defined]
-        elif name in section_file:
-            named.append(section_file[name])
-        else:  # a per-file section (every file a run leaves): its entries that are not identical
-            for item in getattr(section, "files", None) or []:
-                path = getattr(item, "path", None) or getattr(item, "name", None)
-                if path and _status(item) not in (IDENTICAL, "ignored"):
-                    named.append(str(path))
-            if not getattr(section, "files", None):
-                named.append(f"({name})")
+            named += [f.name_a for f in getattr(section, "files", []) if f.differing_lines]
+        else:
+            named.append(section_file.get(name, f"({name})"))
     return list(dict.fromkeys(named))
 
 
@@ -134,7 +135,8 @@ def run_parity(
         with hydra_run(cfg, compose_dir, job_name(train), overrides) as job_cfg:
             task(job_cfg) if task is not None else train(job_cfg, compose_dir)
     cli_dir = run_once(command, cli_args, 1, 1, workdir, cwd=cwd, kind=CLI_KIND).run_dir
+    report = compare_runs(compose_dir, cli_dir)
+    if file_list(report) is not None:  # the comparer judged every file, those only one run left too
+        return ParityResult(compose_dir, cli_dir, report)
     a, b = _files(compose_dir), _files(cli_dir)
-    return ParityResult(
-        compose_dir, cli_dir, compare_runs(compose_dir, cli_dir), sorted(a - b), sorted(b - a)
-    )
+    return ParityResult(compose_dir, cli_dir, report, sorted(a - b), sorted(b - a))
