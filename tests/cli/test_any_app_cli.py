@@ -115,6 +115,14 @@ def _line(text: str, section: str) -> str:
     return found.group(0)
 
 
+def _tensor_verdicts(text: str) -> list[str]:
+    """The verdicts of the sections that compared tensors: ``tensors``, and ``weights`` for a file of
+    twinrun's own names (``trained_model.pt``)."""
+    found = re.findall(r"^(?:tensors|weights)\s+(identical|different)\s", text, re.MULTILINE)
+    assert found, f"no tensors were compared:\n{text}"
+    return found
+
+
 pytestmark = pytest.mark.slow  # 12 fresh interpreters importing torch (4 importing lightning)
 
 
@@ -123,8 +131,7 @@ def test_seeded_twins_are_identical(verdicts: Verdicts) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith(f"twinrun verify: identical (2 runs of {app.script})")
     # Identical because the tensors were compared, not because nothing was.
-    tensors = _line(done.stdout, "tensors")
-    assert re.match(r"tensors\s+identical\s", tensors) and all(f in tensors for f in app.files), tensors
+    assert set(_tensor_verdicts(done.stdout)) == {"identical"}
     assert "hint:" not in done.stdout and "Traceback" not in done.stderr
 
 
@@ -132,7 +139,7 @@ def test_unseeded_twins_differ_and_name_the_tensors(verdicts: Verdicts) -> None:
     done, app = verdicts.unseeded, verdicts.app
     assert done.returncode == 1, done.stdout + done.stderr
     assert done.stdout.startswith(f"twinrun verify: different (2 runs of {app.script})")
-    assert re.match(r"tensors\s+different\s", _line(done.stdout, "tensors"))
+    assert "different" in _tensor_verdicts(done.stdout)
     for tensor in app.tensors:
         assert tensor in done.stdout, f"{tensor} not named in:\n{done.stdout}"
     # The configs of the twins are identical: what differs is the seeding, not the input.
@@ -148,8 +155,8 @@ def test_unseeded_twins_get_a_hint_about_the_seed(verdicts: Verdicts) -> None:
 
 
 def test_the_runs_are_kept_and_compare_agrees(verdicts: Verdicts) -> None:
-    # `twinrun compare` on the runs verify kept gives the same verdicts, with every tensor file listed.
-    for kind, code in (("seeded", 0), ("unseeded", 1)):
+    # `twinrun compare` on the runs verify kept gives the same verdicts, every tensor file judged.
+    for kind, code, verdict in (("seeded", 0, "identical"), ("unseeded", 1, "different")):
         runs = [str(verdicts.workdir / kind / f"run-{i}") for i in (1, 2)]
         done = subprocess.run(
             [sys.executable, "-m", "twinrun", "compare", *runs, "--json"],
@@ -160,5 +167,7 @@ def test_the_runs_are_kept_and_compare_agrees(verdicts: Verdicts) -> None:
         assert done.returncode == code, done.stdout + done.stderr
         tree = json.loads(done.stdout)
         assert tree["exit_code"] == code
-        listed = json.dumps(tree["sections"]["files"])
-        assert all(f in listed for f in verdicts.app.files), listed
+        files = {f["path"]: f for f in tree["sections"]["files"]["files"]}
+        for name in verdicts.app.files:
+            assert files[name]["kind"] in ("tensors", "weights"), files[name]
+            assert files[name]["verdict"] == verdict, files[name]

@@ -9,50 +9,46 @@ inspected. :func:`verify_app` is the pure core; the CLI
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import os
-import re
-import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from twinrun.errors import TwinrunError
 from twinrun.verify import processes
+from twinrun.verify.resolve import (
+    KNOWN_APPS,
+    AppCommand,
+    VerifyError,
+    check_overrides,
+    hydra_quote,
+    resolve_app,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from twinrun.compare.report_model import Report
 
-# twinrun's own apps run through this interpreter even when their console scripts are not on PATH.
-KNOWN_APPS = {
-    "vae-mnist": "twinrun.trainers.apps.vae_mnist:main",
-    "mnist-classifier": "twinrun.trainers.apps.mnist_classifier:main",
-}
-_MODULE_FUNCTION = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-# An absolute path of these characters reads back as the same string; anything else is quoted.
-_PLAIN_OVERRIDE_VALUE = re.compile(r"^/[\w/.\-+@]*$", re.ASCII)
+# Re-exported from resolve: verify.apps is where callers have always found them.
+__all__ = [
+    "KNOWN_APPS",
+    "AppCommand",
+    "CompareOptions",
+    "RunRecord",
+    "VerifyError",
+    "VerifyResult",
+    "check_overrides",
+    "hydra_quote",
+    "launch_runs",
+    "resolve_app",
+    "run_once",
+    "verify_app",
+]
 TAIL_LINES = 15
-
-
-class VerifyError(TwinrunError):
-    """Unusable verify input (no such app, bad overrides) or a run that failed; first line says why."""
-
-
-@dataclass(frozen=True)
-class AppCommand:
-    """How to start ``app``: ``argv`` + overrides. ``kind``: module, script or console script."""
-
-    app: str
-    argv: tuple[str, ...]
-    kind: str
 
 
 @dataclass
@@ -113,79 +109,6 @@ def run_dict(record: RunRecord, dir_key: str = "run_dir") -> dict[str, Any]:
 def pairs_list(pairs: Mapping[tuple[int, int], Report]) -> list[dict[str, Any]]:
     """Every compared pair of a JSON report: its run numbers, verdict and exit code."""
     return [{"a": i, "b": j, "verdict": r.verdict, "exit_code": r.exit_code} for (i, j), r in pairs.items()]
-
-
-def _module_command(target: str, app: str) -> tuple[str, ...]:
-    module, function = target.split(":")
-    code = (
-        f"import importlib,sys; sys.argv[0]={app!r}; "
-        f"getattr(importlib.import_module({module!r}), {function!r})()"
-    )
-    return (sys.executable, "-c", code)
-
-
-def _module_exists(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):  # a missing parent package raises instead of returning None
-        return False
-
-
-def resolve_app(app: str) -> AppCommand:
-    """Turn APP (console script, ``module:function``, ``script.py``) into a command; raise if unknown."""
-    if not app or app.startswith("-"):
-        raise VerifyError(f"{app!r} is not an app; give a console script, module:function or script.py")
-    if app in KNOWN_APPS:
-        return AppCommand(app, _module_command(KNOWN_APPS[app], app), "module")
-    if _MODULE_FUNCTION.match(app) and not Path(app).exists():
-        module = app.split(":")[0]
-        if not _module_exists(module):
-            raise VerifyError(f"no module {module!r} importable by {sys.executable}; check APP ({app})")
-        return AppCommand(app, _module_command(app, app), "module")
-    path = Path(app).expanduser()
-    if app.endswith(".py") or os.sep in app:
-        if not path.is_file():
-            raise VerifyError(f"{app} does not exist; give the path of a Hydra app script")
-        if app.endswith(".py") or not os.access(path, os.X_OK):
-            return AppCommand(app, (sys.executable, str(path.resolve())), "script")
-        return AppCommand(app, (str(path.resolve()),), "script")
-    # A console script of this interpreter's environment runs with this interpreter even off PATH.
-    for entry in metadata.entry_points(group="console_scripts", name=app):
-        if _MODULE_FUNCTION.match(entry.value.replace(" ", "")):
-            return AppCommand(app, _module_command(entry.value.replace(" ", ""), app), "module")
-    found = shutil.which(app, path=str(Path(sys.executable).parent)) or shutil.which(app)
-    if found:
-        return AppCommand(app, (found,), "console script")
-    raise VerifyError(f"{app}: no such app; give a console script on PATH, module:function or a script.py")
-
-
-def check_overrides(overrides: Sequence[str]) -> list[str]:
-    """Refuse what verify must control itself (the run dir, multirun) and what is not an override."""
-    for item in overrides:
-        key = item.split("=", 1)[0].lstrip("+~")
-        if item.startswith("-"):
-            raise VerifyError(f"{item}: verify passes only key=value overrides to the app (no flags)")
-        if "=" not in item and not item.startswith("~"):
-            raise VerifyError(f"{item!r} is not a Hydra override; write key=value")
-        if key in ("hydra.run.dir", "hydra.sweep.dir", "hydra.mode"):
-            raise VerifyError(f"{item}: verify chooses each run's directory itself; use --workdir instead")
-    return list(overrides)
-
-
-def hydra_quote(value: str) -> str:
-    """A value as Hydra's override parser reads it back unchanged (quoted when it has to be)."""
-    if _PLAIN_OVERRIDE_VALUE.match(value):
-        return value
-    # Inside quotes Hydra treats backslashes as escapes only where they run up to a quote or to the
-    # closing quote (``'a\\b'`` reads as ``a\\b``): only those runs are doubled, and quotes escaped.
-    return "'" + _BACKSLASHES_BEFORE_QUOTE_OR_END.sub(_escape_run, value) + "'"
-
-
-_BACKSLASHES_BEFORE_QUOTE_OR_END = re.compile(r"(\\*)('|\Z)")
-
-
-def _escape_run(match: re.Match[str]) -> str:
-    return match.group(1) * 2 + ("\\'" if match.group(2) else "")
 
 
 def new_workdir(parent: Path | None = None) -> Path:
@@ -372,10 +295,9 @@ def compare_pair(a: Path, b: Path, app: str, options: CompareOptions = NO_OPTION
     from twinrun.compare.runs import UnusableRunError, compare_runs
 
     try:
-        extra = {"ignore": options.ignore} if options.ignore else {}  # TEMP until compare_runs takes ignore
-        return compare_runs(a, b, trust_pickle=options.trust_pickle, **extra)
+        return compare_runs(a, b, trust_pickle=options.trust_pickle, ignore=options.ignore)
     except UnusableRunError as error:
-        if not (left_nothing(a) or left_nothing(b)):
+        if not (left_nothing(a) or left_nothing(b)) or "hydra.run.dir" in str(error):
             raise
         raise UnusableRunError(f"{error} (did {app} write into hydra.run.dir?)") from None
 

@@ -25,7 +25,9 @@ from twinrun.verify.apps import (
     VerifyError,
     VerifyResult,
     check_overrides,
+    compare_pair,
     hydra_quote,
+    left_nothing,
     prepare_workdir,
     resolve_app,
     verify_app,
@@ -283,7 +285,46 @@ def test_cli_unusable_input_is_one_line_exit_2(argv: list[str], message: str, ca
 
 def test_cli_app_that_writes_nothing_is_unusable(fake_app: Path, tmp_path: Path, capsys) -> None:
     code, _, err = run_cli(["verify", str(fake_app), "mode=nothing", "--workdir", str(tmp_path)], capsys)
-    assert code == 2 and "has no weights" in err and "did" in err and "write into hydra.run.dir" in err
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and last.startswith("twinrun verify: error: ") and str(tmp_path / "run-1") in last
+    assert "write" in last and last.count("hydra.run.dir") == 1  # said once, by whichever knows
+
+
+def test_left_nothing_counts_only_what_the_app_wrote(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert left_nothing(run)  # no directory at all
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "config.yaml").write_text("a: 1\n")
+    (run / "train.log").write_text("")  # Hydra's job log
+    assert left_nothing(run)
+    (run / "out").mkdir()
+    (run / "out" / "model.pt").write_bytes(b"x")
+    assert not left_nothing(run)
+
+
+def test_compare_pair_adds_the_run_dir_hint_only_for_a_run_that_left_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import twinrun.compare.runs
+
+    seen = {}
+
+    def unusable(a, b, **options):
+        seen.update(options)
+        raise twinrun.compare.runs.UnusableRunError(f"{a}: broken")
+
+    monkeypatch.setattr(twinrun.compare.runs, "compare_runs", unusable)
+    empty, full = tmp_path / "empty", tmp_path / "full"
+    empty.mkdir()
+    full.mkdir()
+    (full / "model.pt").write_bytes(b"x")
+    options = CompareOptions(trust_pickle=True, ignore=("*.log",))
+    with pytest.raises(twinrun.compare.runs.UnusableRunError, match=r"broken \(did app write into hydra"):
+        compare_pair(empty, full, "app", options)
+    assert seen == {"trust_pickle": True, "ignore": ("*.log",)}
+    with pytest.raises(twinrun.compare.runs.UnusableRunError) as caught:  # the control: it left files
+        compare_pair(full, full, "app")
+    assert "hydra.run.dir" not in str(caught.value)
 
 
 def _report(weights_status: str) -> Report:
