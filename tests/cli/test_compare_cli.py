@@ -95,7 +95,10 @@ def test_json_report(twins: tuple[Path, Path], capsys: pytest.CaptureFixture[str
     done = twinrun("compare", a, b, "--json")
     tree = json.loads(done.stdout)
     assert done.returncode == 1 and tree["verdict"] == "different"
-    assert set(tree["sections"]) == {"weights", "config", "logs", "metrics", "environment", "trace"}
+    assert {"files", "weights", "config", "logs", "metrics", "environment", "trace"} <= set(tree["sections"])
+    assert [e["path"] for e in tree["sections"]["files"]["files"] if e["verdict"] == "different"] == [
+        runs.TRACE
+    ]
     div = tree["divergence"]
     assert (div["step"], div["epoch"], div["cause"], div["rng_streams"]) == (4, 2, "rng stream", ["numpy"])
     assert {"parameter", "detail"} <= set(div)
@@ -137,13 +140,22 @@ def _damage_weights(data: bytes) -> bytes:
     return data[: len(data) // 2]
 
 
+def _only_hydra(run: Path) -> None:
+    for child in run.iterdir():
+        if child.name != ".hydra":
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
 @pytest.mark.parametrize(
     ("damage", "fragment"),
     [
         (lambda a, b: (b.parent / "missing", "does not exist"), "does not exist"),
         (lambda a, b: (b / runs.ENV, None), "is not a directory"),
         (lambda a, b: (a, None), "RUN_A and RUN_B are the same directory; compare two runs"),
-        (lambda a, b: (b, (b / runs.WEIGHTS).unlink()), "has no weights"),
+        (lambda a, b: (b, os.mkfifo(b / "queue")), "is a FIFO"),
+        (lambda a, b: (b, (b / runs.TRACE).unlink() or (b / runs.TRACE).symlink_to("gone")), "dangling"),
+        (lambda a, b: (b, (b / runs.METRICS).unlink() or (b / runs.METRICS).mkdir()), "is a directory"),
+        (lambda a, b: (b, _only_hydra(b)), "nothing but .hydra/"),
         (lambda a, b: (b, (b / runs.WEIGHTS).write_bytes(b"")), "is empty"),
         (
             lambda a, b: (
@@ -166,7 +178,10 @@ def _damage_weights(data: bytes) -> bytes:
         "missing-dir",
         "not-a-dir",
         "same-dir",
-        "no-weights",
+        "fifo",
+        "dangling-symlink",
+        "directory-for-file",
+        "only-hydra",
         "empty-weights",
         "truncated",
         "text-file",
@@ -202,12 +217,14 @@ def test_unusable_input_in_a_real_process(twins: tuple[Path, Path], case: str) -
     assert_one_line_error(done, fragment)
 
 
-def test_legacy_pickled_module_needs_trust_pickle(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_legacy_pickled_module_needs_no_trust(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     a = fr.make_legacy_run(tmp_path / "a", module=True)
     b = fr.make_legacy_run(tmp_path / "b", module=True)
-    assert_one_line_error(in_process(capsys, "compare", a, b), "--trust-pickle")
-    done = twinrun("compare", a, b, "--trust-pickle")
-    assert done.returncode == 0, done.stderr
+    assert in_process(capsys, "compare", a, b).returncode == 0
+    torch.manual_seed(3)  # negative control: another initialisation differs
+    torch.save(fr.TinyNet(), b / "trained_model.pt")
+    done = twinrun("compare", a, b)
+    assert done.returncode == 1, done.stderr
 
 
 def test_legacy_state_dicts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -247,7 +264,7 @@ def test_unexpected_error_is_one_line_in_a_real_process(twins: tuple[Path, Path]
 def test_main_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main([]) == 2
     assert cli.main(["compare", "only-one"]) == 2
-    assert "usage: twinrun compare" in capsys.readouterr().err
+    assert "twinrun compare: error: the following arguments are required: RUN_B" in capsys.readouterr().err
     assert cli.main(["compare", "a", "b", "--json", "--markdown"]) == 2
     assert cli.main(["compare", "--help"]) == 0
     assert "--trust-pickle" in capsys.readouterr().out

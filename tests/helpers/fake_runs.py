@@ -176,9 +176,21 @@ def make_run(
     if trace:
         runs.write_jsonl(path / runs.TRACE, trace_rows())
     runs.write_json(path / runs.ENV, environment() if env is None else env)
-    (path / runs.IMAGES).mkdir(exist_ok=True)
-    (path / runs.IMAGES / "samples.png").write_bytes(bytes([jitter % 256]) * 16)  # ignored by compare
+    write_png(path / runs.IMAGES / "samples.png", compress_level=jitter % 10)
     return path
+
+
+def write_png(path: Path, *, compress_level: int = 6, pixel: int | None = None) -> None:
+    """An 8x6 grey picture; ``compress_level`` changes the bytes but not the pixels (compared decoded);
+    ``pixel`` sets pixel (3, 2) to another value."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = (np.arange(48, dtype=np.uint8) * 5).reshape(6, 8)
+    if pixel is not None:
+        pixels[2, 3] = pixel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels, mode="L").save(path, compress_level=compress_level)
 
 
 def make_twins(root: Path, **kwargs: Any) -> tuple[Path, Path]:
@@ -237,4 +249,90 @@ def make_legacy_run(
         torch.save(TinyNet(), path / "trained_model.pt")
     else:
         torch.save(dict(tiny_state_dict() if state_dict is None else state_dict), path / "trained_model.pt")
+    return path
+
+
+def lightning_checkpoint(
+    run_dir: Path, state_dict: Mapping[str, torch.Tensor], epoch: int = 0
+) -> dict[str, Any]:
+    """What a Lightning checkpoint holds (plain containers only): weights, optimizer state, loop counters,
+    and callback state with the run directory's absolute paths in values and keys."""
+    ckpt_dir = str(Path(run_dir) / "checkpoints")
+    return {
+        "epoch": epoch,
+        "global_step": 3 * (epoch + 1),
+        "pytorch-lightning_version": "2.6.0",
+        "state_dict": {f"net.{k}": v for k, v in state_dict.items()},
+        "optimizer_states": [
+            {
+                "state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.ones(2) / 7}},
+                "param_groups": [{"lr": 0.1}],
+            }
+        ],
+        "lr_schedulers": [],
+        "loops": {"fit_loop": {"epoch_progress": {"current": {"completed": epoch + 1}}}},
+        "callbacks": {
+            "ModelCheckpoint{'monitor': None, 'mode': 'min'}": {
+                "dirpath": ckpt_dir,
+                "best_model_path": f"{ckpt_dir}/epoch_{epoch:03d}.ckpt",
+                "best_k_models": {f"{ckpt_dir}/epoch_{epoch:03d}.ckpt": torch.tensor(0.5)},
+            }
+        },
+        "hyper_parameters": {"lr": 0.1, "hidden": 4},
+    }
+
+
+def make_template_run(
+    path: Path,
+    *,
+    seed: Any = 7,
+    seeded: bool = True,
+    state_dict: Mapping[str, torch.Tensor] | None = None,
+    jitter: int | None = None,
+    losses: tuple[float, ...] = (0.5, 0.25, 0.125),
+) -> Path:
+    """A run shaped like the Lightning + Hydra template's: ``.hydra/``, ``train.log`` (timestamps,
+    absolute paths, "Seed set to N" when seeded), ``checkpoints/{epoch_000,last}.ckpt``,
+    ``csv/version_0/metrics.csv`` with a wall-clock column, ``tags.log``. Written by us, for the tests."""
+    path = Path(path)
+    jitter = jitter if jitter is not None else sum(path.name.encode())
+    hydra_dir = path / ".hydra"
+    hydra_dir.mkdir(parents=True, exist_ok=True)
+    config = {"seed": seed, "model": {"hidden": 4, "lr": 0.1}, "paths": {"output_dir": str(path)}}
+    (hydra_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    (hydra_dir / "hydra.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "hydra": {
+                    "run": {"dir": str(path)},
+                    "runtime": {"output_dir": str(path), "cwd": "/somewhere", "choices": {"model": "tiny"}},
+                    "overrides": {"task": [f"seed={seed}"], "hydra": [f"hydra.run.dir={path}"]},
+                }
+            }
+        )
+    )
+    (hydra_dir / "overrides.yaml").write_text(yaml.safe_dump([f"seed={seed}"]))
+    lines = [f"[2026-01-0{1 + jitter % 8} 10:00:0{i}][src.train][INFO] - " for i in range(4)]
+    body = [
+        f"Instantiating model <src.models.Tiny> in {path}",
+        "Starting training!",
+        "Training done (3 steps)",
+    ]
+    if seeded:
+        body.insert(0, f"Seed set to {seed}")
+    (path / "train.log").write_text(
+        "".join(stamp + line + "\n" for stamp, line in zip(lines * 2, body, strict=False))
+    )
+    (path / "tags.log").write_text("['dev']\n")
+    state = tiny_state_dict() if state_dict is None else state_dict
+    (path / "checkpoints").mkdir(exist_ok=True)
+    torch.save(lightning_checkpoint(path, state, 0), path / "checkpoints" / "epoch_000.ckpt")
+    torch.save(lightning_checkpoint(path, state, 0), path / "checkpoints" / "last.ckpt")
+    csv_dir = path / "csv" / "version_0"
+    csv_dir.mkdir(parents=True, exist_ok=True)
+    rows = ["epoch,step,train_loss,time"] + [
+        f"0,{step},{loss},{1700000000 + jitter * 10 + step}" for step, loss in enumerate(losses)
+    ]
+    (csv_dir / "metrics.csv").write_text("\n".join(rows) + "\n")
+    (csv_dir / "hparams.yaml").write_text(yaml.safe_dump({"lr": 0.1, "hidden": 4}))
     return path

@@ -13,9 +13,12 @@ from collections.abc import Callable, Sequence
 from twinrun.compare.report_model import (
     DIFFERENT,
     IDENTICAL,
+    NOT_COMPARED,
     ConfigSection,
     Divergence,
     EnvironmentSection,
+    FilesSection,
+    KindSection,
     LogsSection,
     MetricsSection,
     Report,
@@ -23,6 +26,7 @@ from twinrun.compare.report_model import (
     TraceSection,
     WeightsSection,
     describe_tensor_diff,
+    plural,
     show_value,
 )
 
@@ -82,8 +86,20 @@ def _capped(items: Sequence[str], indent: str = "  ") -> list[str]:
 
 
 def _weights_lines(s: WeightsSection) -> list[str]:
-    lines = [f"RUN_A: {s.source_a} ({s.tensors_a} tensors)", f"RUN_B: {s.source_b} ({s.tensors_b} tensors)"]
-    lines.append(f"compared {s.compared} tensors, {s.bytes_compared} bytes, bit for bit")
+    if s.status == NOT_COMPARED and not s.notes:
+        return []
+    files = getattr(s, "files", None)  # the tensors section: every tensor file but the final weights
+    if files:
+        lines = [
+            f"files: {', '.join(files)}",
+            f"RUN_A: {plural(s.tensors_a, 'tensor')}, RUN_B: {s.tensors_b}",
+        ]
+    else:
+        lines = [
+            f"RUN_A: {s.source_a} ({plural(s.tensors_a, 'tensor')})",
+            f"RUN_B: {s.source_b} ({plural(s.tensors_b, 'tensor')})",
+        ]
+    lines.append(f"compared {plural(s.compared, 'tensor')}, {plural(s.bytes_compared, 'byte')}, bit for bit")
     for label, names in (("only in RUN_A", s.only_in_a), ("only in RUN_B", s.only_in_b)):
         if names:
             lines += [f"{label}:", *_capped(names)]
@@ -98,6 +114,16 @@ def _weights_lines(s: WeightsSection) -> list[str]:
             close = "" if d.close is None else ("; within tolerance" if d.close else "; NOT within tolerance")
             items.append(f"{describe_tensor_diff(d)} {d.dtype} {d.shape}{first}{close}")
         lines += ["differing tensors:", *_capped(items)]
+    if s.leaves_compared or s.leaves_only_in_a or s.leaves_only_in_b:
+        lines.append(f"compared {plural(s.leaves_compared, 'other value')} exactly")
+    for label, names in (
+        ("values only in RUN_A", s.leaves_only_in_a),
+        ("values only in RUN_B", s.leaves_only_in_b),
+    ):
+        if names:
+            lines += [f"{label}:", *_capped(names)]
+    if s.leaf_mismatches:
+        lines += ["differing values:", *_capped([f"{m.name}: {m.a!r} vs {m.b!r}" for m in s.leaf_mismatches])]
     return lines + [f"note: {n}" for n in s.notes]
 
 
@@ -125,7 +151,8 @@ def _logs_lines(s: LogsSection) -> list[str]:
     for f in s.files:
         names = f.name_a if f.name_a == f.name_b else f"{f.name_a} vs {f.name_b}"
         lines.append(
-            f"{names}: {f.lines_a} vs {f.lines_b} lines, {f.differing_lines} differ (after normalizing)"
+            f"{names}: {f.lines_a} vs {plural(f.lines_b, 'line')}, {f.differing_lines} differing "
+            "(after normalizing)"
         )
         if f.first is not None:
             end = "<end of file>"
@@ -136,12 +163,12 @@ def _logs_lines(s: LogsSection) -> list[str]:
             ]
     for label, names in (("only in RUN_A", s.only_in_a), ("only in RUN_B", s.only_in_b)):
         if names:
-            lines.append(f"{label} (not compared): {', '.join(names)}")
+            lines.append(f"{label}: {', '.join(names)}")
     return lines
 
 
 def _metrics_lines(s: MetricsSection) -> list[str]:
-    lines = [f"rows: {s.rows_a} vs {s.rows_b}; {s.differing_rows} differing rows"]
+    lines = [f"rows: {s.rows_a} vs {s.rows_b}; {plural(s.differing_rows, 'differing row')}"]
     if s.first is not None:
         lines.append(f"first differing row {s.first.row} (epoch {s.first.epoch}, step {s.first.step}):")
         for d in s.first.keys:
@@ -163,8 +190,27 @@ def _environment_lines(s: EnvironmentSection) -> list[str]:
     return lines
 
 
+def _files_lines(s: FilesSection) -> list[str]:
+    """Every file that is not identical (identical ones are counted in the summary), then the ignored."""
+    shown = [e for e in s.files if e.verdict != IDENTICAL]
+    items = [
+        f"{e.path}  [{e.kind}]  {e.verdict if e.decisive or e.verdict != DIFFERENT else 'context'}"
+        + (f": {e.detail}" if e.detail else "")
+        for e in shown
+    ]
+    return _capped(items)
+
+
+def _kind_lines(s: KindSection) -> list[str]:
+    return ["differing:", *_capped(s.differing)] if s.differing else []
+
+
 def detail_lines(section: Section) -> list[str]:
     """Plain lines (no color, no markup) detailing one section."""
+    if isinstance(section, FilesSection):
+        return _files_lines(section)
+    if isinstance(section, KindSection):
+        return _kind_lines(section)
     if isinstance(section, WeightsSection):
         return _weights_lines(section)
     if isinstance(section, ConfigSection) and section.status != "not compared":
@@ -181,7 +227,10 @@ def detail_lines(section: Section) -> list[str]:
 
 
 def needs_details(section: Section) -> bool:
-    """Sections worth a detail block: anything not identical, and any section carrying notes."""
+    """Sections worth a detail block: anything not identical, any section carrying notes, and the files
+    section whenever a file was ignored or not compared (the report lists them)."""
+    if isinstance(section, FilesSection):
+        return any(e.verdict != IDENTICAL for e in section.files)
     return section.status != IDENTICAL or bool(getattr(section, "notes", None))
 
 
@@ -208,6 +257,8 @@ def render_text(report: Report, *, color: bool = False) -> str:
     style = (lambda i, cell: paint(cell, cell.strip(), color) if i == 1 else cell) if color else None
     out = [paint("twinrun compare", "bold", color) + f": {verdict_line(report, color)}", ""]
     out.append(render_table(["section", "verdict", "detail"], summary_rows(report), style=style))
+    if report.hints:
+        out += ["", *(paint("hint:", "context", color) + " " + h for h in report.hints)]
     if report.divergence is not None:
         out += [
             "",
@@ -244,6 +295,8 @@ def render_markdown(report: Report) -> str:
         "",
         render_table(["section", "verdict", "detail"], summary_rows(report), markdown=True),
     ]
+    if report.hints:
+        out += ["", *(f"- hint: {h}" for h in report.hints)]
     if report.divergence is not None:
         d = report.divergence
         out += ["", f"**Divergence** at {d.where}", ""]

@@ -14,11 +14,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from twinrun.compare.limits import RawNumber
+
 IDENTICAL = "identical"
 DIFFERENT = "different"
 NOT_COMPARED = "not compared"
+ONLY_IN_A = "only in RUN_A"
+ONLY_IN_B = "only in RUN_B"
+IGNORED = "ignored"
 REPORT_FORMAT = "twinrun-compare/1"
-SECTION_ORDER = ("weights", "config", "logs", "metrics", "environment", "trace")
+# Every report has these sections; the kind sections (tensors, tables, ...) only when a run has such files.
+SECTION_ORDER = ("files", "weights", "config", "logs", "metrics", "environment", "trace")
+KIND_SECTIONS = ("tensors", "tables", "scalars", "images", "other")
+MAX_SHOWN_CHARS = 300  # longer values are shortened in reports (their length shown)
 
 
 @dataclass(kw_only=True)
@@ -75,6 +83,12 @@ class WeightsSection(Section):
     rtol: float | None = None
     close: bool | None = None  # every compared tensor within tolerance (None: no tolerance asked)
     notes: list[str] = field(default_factory=list)
+    # Non-tensor values of tensor files (epoch, global_step, hyper_parameters, pickled objects' state),
+    # compared exactly; any difference makes the section different.
+    leaves_compared: int = 0
+    leaf_mismatches: list[Mismatch] = field(default_factory=list)
+    leaves_only_in_a: list[str] = field(default_factory=list)
+    leaves_only_in_b: list[str] = field(default_factory=list)
 
     @property
     def architecture_differs(self) -> bool:
@@ -158,6 +172,47 @@ class TraceSection(Section):
 
 
 @dataclass
+class FileEntry:
+    """One file (or TensorBoard folder) of the two runs and what comparing it found."""
+
+    path: str  # relative to the run directory, "/"-separated
+    kind: str  # weights, tensors, config, log, metrics, trace, environment, manifest, table, ...
+    verdict: str  # identical | different | only in RUN_A | only in RUN_B | ignored | not compared
+    detail: str = ""  # the first difference, or why it was not compared
+    decisive: bool = True  # False: shown for context only (env.json, wall-clock columns)
+
+    @property
+    def differs(self) -> bool:
+        """Whether this file alone makes the runs different (see :func:`decide`)."""
+        return self.decisive and self.verdict in (DIFFERENT, ONLY_IN_A, ONLY_IN_B)
+
+
+@dataclass(kw_only=True)
+class FilesSection(Section):
+    """Every file of both runs: the one place the verdict rule reads (see :func:`decide`)."""
+
+    files: list[FileEntry] = field(default_factory=list)
+    ignore_patterns: list[str] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class KindSection(Section):
+    """All files of one kind (tensor files, tables, TensorBoard scalars, images, other files)."""
+
+    files: list[str] = field(default_factory=list)
+    differing: list[str] = field(default_factory=list)  # "path: first difference"
+    units: int = 0  # tensors, rows, scalar points, pixels, bytes compared
+    unit: str = "files"
+
+
+@dataclass(kw_only=True)
+class TensorsSection(WeightsSection):
+    """Every tensor file but the final weights, merged: tensor names are ``file: path/in/object``."""
+
+    files: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Divergence:
     """Where two traced runs part ways (see :func:`twinrun.compare.divergence.find_divergence`)."""
 
@@ -183,6 +238,7 @@ class Report:
     run_b: str
     sections: dict[str, Section]
     divergence: Divergence | None = None
+    hints: list[str] = field(default_factory=list)
 
     @property
     def differing_sections(self) -> list[str]:
@@ -191,8 +247,8 @@ class Report:
 
     @property
     def verdict(self) -> str:
-        """ "identical" unless a section that counts differs; sections only one run has do not count."""
-        return DIFFERENT if self.differing_sections else IDENTICAL
+        """The one verdict rule (:func:`decide`) that compare, verify, sweeps and DDP share."""
+        return decide(self.sections)
 
     @property
     def exit_code(self) -> int:
@@ -208,7 +264,39 @@ class Report:
             "exit_code": self.exit_code,
             "sections": {name: _jsonable(dataclasses.asdict(s)) for name, s in self.sections.items()},
             "divergence": _jsonable(dataclasses.asdict(self.divergence)) if self.divergence else None,
+            "hints": list(self.hints),
         }
+
+
+def decide(sections: dict[str, Section]) -> str:
+    """Identical only when every file that is not ignored is identical in both runs.
+
+    A file only one run has is a difference; a file not compared (a trace in another format, TensorBoard
+    without its package) and context (the environment) do not decide. Sections that count and differ
+    decide too (the final weights of a legacy and a safetensors run are compared across names).
+    """
+    files = sections.get("files")
+    if isinstance(files, FilesSection) and any(entry.differs for entry in files.files):
+        return DIFFERENT
+    differs = any(s.affects_verdict and s.status == DIFFERENT for s in sections.values())
+    return DIFFERENT if differs else IDENTICAL
+
+
+def shorten(text: str, limit: int = MAX_SHOWN_CHARS) -> str:
+    """``text`` cut to ``limit`` characters with its length shown: reports stay readable."""
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 40]}... ({len(text)} characters)"
+
+
+def lines_differ(count: int) -> str:
+    """``1 line differs``, ``2 lines differ``."""
+    return "1 line differs" if count == 1 else f"{count} lines differ"
+
+
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """``1 row``, ``2 rows`` (``many``: the plural when it is not ``noun + "s"``)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {many or noun + 's'}"
 
 
 def describe_tensor_diff(d: TensorDiff) -> str:
@@ -233,8 +321,10 @@ def shown_report(reports: Iterable[Report]) -> Report | None:
 
 
 def show_value(value: Any) -> str:
-    """A config or env value as a person writes it on the command line."""
-    return value if isinstance(value, str) else json.dumps(value, default=repr)
+    """A config or env value as a person writes it on the command line (long values shortened)."""
+    if isinstance(value, RawNumber):
+        return value.text
+    return shorten(value if isinstance(value, str) else json.dumps(value, default=repr))
 
 
 def _jsonable(value: Any) -> Any:
@@ -242,6 +332,8 @@ def _jsonable(value: Any) -> Any:
     no type for (a YAML date in a config) as :func:`show_value` shows them."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
+    if isinstance(value, RawNumber):
+        return value.text
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

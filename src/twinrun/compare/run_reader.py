@@ -8,11 +8,14 @@ no torch here (weights are read by :mod:`twinrun.compare.weights_reader`).
 from __future__ import annotations
 
 import json
+import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from twinrun.compare.limits import DuplicateKeyError, LimitError, duplicate_line, load_yaml, loads_json
 from twinrun.config import canonicalize, is_volatile
 from twinrun.errors import TwinrunError
 from twinrun.record import runs
@@ -65,18 +68,28 @@ def _read_text(run: RunDir, name: str) -> str:
             f"{run.show(name)} is not UTF-8 text (byte {exc.start}); regenerate the file"
         ) from None
     except OSError as exc:
-        raise UnusableRunError(
-            f"cannot read {run.show(name)} ({exc.strerror}); check its permissions"
-        ) from None
+        raise UnusableRunError(f"cannot read {run.show(name)} ({unreadable_reason(exc)})") from None
+
+
+def unreadable_reason(exc: OSError) -> str:
+    """``permission denied; check its permissions`` and the like: why a file could not be read."""
+    reason = (exc.strerror or type(exc).__name__).lower()
+    if isinstance(exc, PermissionError):
+        return f"{reason}; check its permissions"
+    if isinstance(exc, IsADirectoryError):
+        return f"{reason}: a directory where a file is expected; regenerate the run"
+    return f"{reason}; regenerate the run"
 
 
 def read_yaml(run: RunDir, name: str) -> Any:
-    """Parse a YAML file; a syntax error names the file and line."""
+    """Parse a YAML file (bounded: aliases, depth, size); a syntax error names the file and line."""
     import yaml
 
     text = _read_text(run, name)
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text)
+    except LimitError as exc:
+        raise UnusableRunError(f"{run.show(name)}: {exc}; this is not a config a run writes") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -86,14 +99,27 @@ def read_yaml(run: RunDir, name: str) -> Any:
         ) from None
 
 
+def parse_json(shown: str, text: str, line: int | None = None) -> Any:
+    """Parse JSON text from ``shown`` (``line``: its line in a JSONL file); bad input is one line."""
+    where = f"{shown} line {line}" if line is not None else shown
+    try:
+        return loads_json(text)
+    except json.JSONDecodeError as exc:
+        where = f"{shown} line {line if line is not None else exc.lineno}"
+        raise UnusableRunError(f"{where}: malformed JSON ({exc.msg}); fix or regenerate the file") from None
+    except DuplicateKeyError as exc:
+        found = line if line is not None else duplicate_line(text, exc.key)
+        where = f"{shown} line {found}" if found is not None else shown
+        raise UnusableRunError(
+            f"{where}: duplicate key {exc.key!r} (which value counts is undefined); regenerate the file"
+        ) from None
+    except LimitError as exc:
+        raise UnusableRunError(f"{where}: {exc}; this is not a file a run writes") from None
+
+
 def read_json(run: RunDir, name: str) -> Any:
     """Parse a JSON file; a syntax error names the file and line."""
-    try:
-        return json.loads(_read_text(run, name))
-    except json.JSONDecodeError as exc:
-        raise UnusableRunError(
-            f"{run.show(name)} line {exc.lineno}: malformed JSON ({exc.msg}); fix or regenerate the file"
-        ) from None
+    return parse_json(run.show(name), _read_text(run, name))
 
 
 def read_jsonl(run: RunDir, name: str) -> list[dict[str, Any]]:
@@ -102,13 +128,7 @@ def read_jsonl(run: RunDir, name: str) -> list[dict[str, Any]]:
     for number, line in enumerate(_read_text(run, name).splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UnusableRunError(
-                f"{run.show(name)} line {number}: malformed JSON ({exc.msg}); the file is damaged, "
-                "regenerate it by re-running the training"
-            ) from None
+        row = parse_json(run.show(name), line, number)
         if not isinstance(row, dict):
             raise UnusableRunError(
                 f"{run.show(name)} line {number}: expected a JSON object, found {type(row).__name__}; "
@@ -131,18 +151,16 @@ class CanonicalConfig:
 
 
 def read_config(run: RunDir) -> CanonicalConfig | None:
-    """``resolved_config.yaml`` if present, else ``.hydra/config.yaml`` canonicalized; None if neither."""
-    if run.has(runs.RESOLVED_CONFIG):
-        tree = read_yaml(run, runs.RESOLVED_CONFIG)
-        _require_mapping(run, runs.RESOLVED_CONFIG, tree)
-        # Already canonical when twinrun wrote it; canonicalizing again is idempotent and guards
-        # against a hand-made file that kept a path.
-        return CanonicalConfig(canonicalize(tree or {}), runs.RESOLVED_CONFIG, [])
-    if run.has(HYDRA_CONFIG):
-        raw = read_yaml(run, HYDRA_CONFIG)
-        _require_mapping(run, HYDRA_CONFIG, raw)
-        tree, dropped = resolve_foreign(raw or {})
-        return CanonicalConfig(canonicalize(tree), HYDRA_CONFIG, dropped)
+    """``resolved_config.yaml`` if present, else ``.hydra/config.yaml``, canonicalized; None if neither.
+
+    Hydra's saved config is compared as written: an interpolation such as ``${oc.env:HOME}`` is text
+    that both runs wrote, not a value to resolve in the environment of whoever runs the comparison.
+    """
+    for name in (runs.RESOLVED_CONFIG, HYDRA_CONFIG):
+        if run.has(name):
+            tree = read_yaml(run, name)
+            _require_mapping(run, name, tree)
+            return CanonicalConfig(canonicalize(tree or {}), name, [])
     return None
 
 
@@ -152,47 +170,6 @@ def _require_mapping(run: RunDir, name: str, tree: Any) -> None:
             f"{run.show(name)}: expected a mapping of config keys, found {type(tree).__name__}; "
             "regenerate the file"
         )
-
-
-def resolve_foreign(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Resolve a Hydra-saved (unresolved) config key by key.
-
-    Outside a Hydra job ``${hydra:...}`` cannot resolve, and a foreign app may use resolvers this
-    process lacks or ``???`` values: such keys are treated as volatile (dropped and listed) instead of
-    failing the whole comparison.
-    """
-    from omegaconf import DictConfig, ListConfig, OmegaConf
-
-    dropped: list[str] = []
-
-    def walk(node: DictConfig | ListConfig, prefix: str) -> Any:
-        keys = list(node.keys()) if isinstance(node, DictConfig) else range(len(node))
-        out: dict[str, Any] | list[Any] = {} if isinstance(node, DictConfig) else []
-        raw_node: Any = OmegaConf.to_container(node, resolve=False)
-        for key in keys:
-            dotted = f"{prefix}{key}"
-            raw_value = raw_node[key]
-            if isinstance(raw_value, str) and "${hydra:" in raw_value.replace(" ", ""):
-                dropped.append(dotted)
-                continue
-            try:
-                value = node[key]
-            except Exception:  # any resolution failure: missing value, unknown resolver, bad reference
-                dropped.append(dotted)
-                continue
-            if isinstance(value, DictConfig | ListConfig):
-                value = walk(value, dotted + ".")
-            if isinstance(out, dict):
-                out[str(key)] = value
-            else:
-                out.append(value)
-        return out
-
-    try:
-        cfg = OmegaConf.create(raw)
-    except Exception as exc:  # omegaconf rejects e.g. non-string keys
-        raise UnusableRunError(f"{HYDRA_CONFIG} is not an OmegaConf config ({exc}); regenerate it") from None
-    return walk(cfg, ""), dropped
 
 
 def read_overrides(run: RunDir) -> list[str] | None:
@@ -231,21 +208,63 @@ _DURATION = re.compile(_NUMBER + r"\s?(?:ns|us|µs|ms|s|sec|secs|seconds)\b")
 _CLOCK = re.compile(r"(?<![\w.:])\d+:\d{2}:\d{2}(?:\.\d+)?\b")
 
 
+RUN_PLACEHOLDER = "<run>"
+CWD_PLACEHOLDER = "<cwd>"
+
+
+def absolute_spellings(run: RunDir) -> tuple[str, ...]:
+    """The absolute ways a run's own files name its directory (resolved, and as the user spelled it).
+
+    A relative spelling such as ``a`` would also hit words, so only absolute spellings count.
+    """
+    spellings = {str(run.path), str(Path(run.shown).expanduser().absolute()).rstrip("/")}
+    return tuple(p for p in spellings if Path(p).is_absolute() and p != "/")
+
+
+class PathMask:
+    """Replace run directories by ``<run>`` (and the working directory by ``<cwd>``) in text.
+
+    A path matches only as a whole path: ``/runs/a`` is masked in ``/runs/a/x`` and ``/runs/a``, not in
+    ``/runs/ab``. Longer paths first, so a run directory inside the working directory stays ``<run>``.
+    """
+
+    def __init__(self, run_paths: Sequence[str] = (), cwd: str | None = None) -> None:
+        self.names = {p.rstrip("/") or p: RUN_PLACEHOLDER for p in run_paths if p}
+        if cwd and cwd != "/" and cwd not in self.names:
+            self.names[cwd.rstrip("/")] = CWD_PLACEHOLDER
+        alternatives = sorted(self.names, key=len, reverse=True)
+        self._pattern = (
+            re.compile("(" + "|".join(map(re.escape, alternatives)) + r")(?![\w.-])")
+            if alternatives
+            else None
+        )
+
+    def __call__(self, text: str) -> str:
+        if self._pattern is None or not isinstance(text, str):
+            return text
+        return self._pattern.sub(lambda m: self.names[m.group(1)], text)
+
+
+def path_mask(*runs_: RunDir, cwd: bool = True) -> PathMask:
+    """The mask of both runs' directories (and the working directory) for comparing their files."""
+    paths = [p for run in runs_ for p in absolute_spellings(run)]
+    return PathMask(paths, os.getcwd() if cwd else None)
+
+
 def find_logs(run: RunDir) -> dict[str, Path]:
     """The job logs: every ``*.log`` file at the top level of the run directory, by name."""
     return {p.name: p for p in sorted(run.path.glob("*.log")) if p.is_file()}
 
 
-def normalize_log_line(line: str, run_paths: tuple[str, ...] = ()) -> str:
+def normalize_log_line(line: str, run_paths: Sequence[str] | PathMask = ()) -> str:
     """A log line with what legitimately differs between twin runs replaced.
 
     Timestamps, durations (``(1.23s)``, ``1.2s``, ``12 ms``), rates (``it/s``) and the run
-    directory's own path (any of ``run_paths``, longest first) vary from run to run without saying
-    anything about reproducibility.
+    directories' own paths (``run_paths``, or a :class:`PathMask` that also masks the working
+    directory) vary from run to run without saying anything about reproducibility.
     """
-    for path in sorted(run_paths, key=len, reverse=True):
-        if path:
-            line = line.replace(path, "<run>")
+    mask = run_paths if isinstance(run_paths, PathMask) else PathMask(run_paths)
+    line = mask(line)
     line = _TIMESTAMP_PREFIX.sub("", line)
     line = _TIMESTAMP.sub("<time>", line)
     line = _RATE.sub("<rate>", line)
@@ -254,10 +273,8 @@ def normalize_log_line(line: str, run_paths: tuple[str, ...] = ()) -> str:
     return _CLOCK.sub("<duration>", line)
 
 
-def read_log(run: RunDir, name: str) -> list[str]:
-    """The normalized lines of one log file of ``run``."""
+def read_log(run: RunDir, name: str, mask: PathMask | None = None) -> list[str]:
+    """The normalized lines of one log file of ``run`` (``mask``: default, this run's own paths)."""
     text = _read_text(run, name)
-    paths = tuple({str(run.path), str(Path(run.shown).expanduser().absolute()), run.shown.rstrip("/")})
-    # A relative spelling like "a" would also hit words; only absolute spellings are replaced.
-    paths = tuple(p for p in paths if Path(p).is_absolute())
-    return [normalize_log_line(line, paths) for line in text.splitlines()]
+    mask = mask if mask is not None else PathMask(absolute_spellings(run))
+    return [normalize_log_line(line, mask) for line in text.splitlines()]

@@ -1,37 +1,51 @@
 """Compare two run directories: ``compare_runs(a, b) -> Report``.
 
-"identical" always means bit for bit: weights byte by byte, configs and metrics value by value (types
-included), logs line by line after removing what legitimately varies (times, durations, the run's own
-path). Sections that only one run has are reported but do not decide the verdict; the environment is
-context that says whether bit-identity is to be expected at all.
+A run is every file it left. Both directories are walked, each file is classified and compared by its
+kind (:mod:`twinrun.compare.kinds`), and the verdict follows one rule
+(:func:`twinrun.compare.report_model.decide`): identical only when every file that is not ignored is
+identical in both runs; a file only one run has is a difference. "identical" always means bit for bit:
+tensors byte by byte, configs and metrics value by value (types included), logs line by line after
+removing what legitimately varies (times, durations, the runs' own paths). The environment is context
+that says whether bit-identity is to be expected at all; it never decides.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
+from collections.abc import Sequence
 from typing import Any
 
+from twinrun.compare import artifacts as kinds
+from twinrun.compare.artifacts import DEFAULT_IGNORE, Artifact, check_has_output, match, project_ignore, walk
 from twinrun.compare.divergence import find_divergence, trace_section
+from twinrun.compare.hints import find_hints
+from twinrun.compare.kinds import Context, Outcome, compare_artifact, masked
 from twinrun.compare.report_model import (
     DIFFERENT,
     IDENTICAL,
+    KIND_SECTIONS,
     NOT_COMPARED,
+    ONLY_IN_A,
+    ONLY_IN_B,
     SECTION_ORDER,
     ConfigSection,
     Divergence,
     EnvironmentSection,
+    FileEntry,
     Mismatch,
     Report,
     Section,
     TraceSection,
+    WeightsSection,
     show_value,
 )
 from twinrun.compare.run_reader import (
+    PathMask,
     RunDir,
     UnusableRunError,
     comparable_overrides,
     open_run,
+    path_mask,
     read_config,
     read_json,
     read_jsonl,
@@ -40,20 +54,27 @@ from twinrun.compare.run_reader import (
 from twinrun.compare.sections import (
     ABSENT,
     compare_environments,
-    compare_logs,
     compare_metrics,
     mark_missing,
     same_value,
 )
-from twinrun.config import flatten
+from twinrun.compare.views import files_section, kind_sections, logs_section
+from twinrun.config import canonicalize, flatten
 from twinrun.record import runs
 
 __all__ = ["Report", "UnusableRunError", "compare_runs"]
 
 
-def compare_configs(a: RunDir, b: RunDir) -> ConfigSection:
-    """Canonical configs key by key (``flatten``), plus ``.hydra/overrides.yaml`` when both have one."""
+def compare_configs(a: RunDir, b: RunDir, mask: PathMask | None = None) -> ConfigSection:
+    """Canonical configs key by key (``flatten``), plus ``.hydra/overrides.yaml`` when both have one.
+
+    ``mask``: both runs' directories replaced in every string, so that twins in two places agree.
+    """
     ca, cb = read_config(a), read_config(b)
+    if mask is not None:
+        for c in (ca, cb):
+            if c is not None:
+                c.tree = canonicalize(masked(c.tree, mask))
     if ca is None or cb is None:
         return mark_missing("a config", ca is not None, cb is not None, ConfigSection())
     sec = ConfigSection(
@@ -67,6 +88,8 @@ def compare_configs(a: RunDir, b: RunDir) -> ConfigSection:
     oa, ob = read_overrides(a), read_overrides(b)
     overrides_differ = False
     if oa is not None and ob is not None:
+        if mask is not None:
+            oa, ob = [mask(o) for o in oa], [mask(o) for o in ob]
         sec.overrides_a, sec.overrides_b = comparable_overrides(oa), comparable_overrides(ob)
         overrides_differ = sec.overrides_a != sec.overrides_b
     parts = [f"{m.name}: {show_value(m.a)} -> {show_value(m.b)}" for m in sec.changed[:2]]
@@ -144,6 +167,15 @@ def compare_traces(
     return trace_section(rows_a, rows_b, divergence), divergence
 
 
+def _check_tolerances(atol: float | None, rtol: float | None) -> None:
+    for flag, value in (("--atol", atol), ("--rtol", rtol)):
+        # "not >= 0" rather than "< 0": NaN is neither, and must be refused too.
+        if value is not None and not value >= 0:
+            raise UnusableRunError(
+                f"{flag} must be a number >= 0, got {value}; give a non-negative tolerance"
+            )
+
+
 def compare_runs(
     a: str | os.PathLike[str],
     b: str | os.PathLike[str],
@@ -151,37 +183,96 @@ def compare_runs(
     atol: float | None = None,
     rtol: float | None = None,
     trust_pickle: bool = False,
+    ignore: Sequence[str] = (),
 ) -> Report:
-    """Compare run directories ``a`` and ``b``; raise :class:`UnusableRunError` for unusable input."""
+    """Compare every file of run directories ``a`` and ``b``; raise :class:`UnusableRunError` for
+    unusable input (a file that cannot be read, a run that left nothing).
+
+    ``ignore``: more glob patterns to leave out, beside :data:`~twinrun.compare.artifacts.DEFAULT_IGNORE`
+    and ``[tool.twinrun] ignore`` of ``pyproject.toml`` in the working directory.
+    """
     run_a, run_b = open_run(a), open_run(b)
     if os.path.samefile(run_a.path, run_b.path):
         raise UnusableRunError("RUN_A and RUN_B are the same directory; compare two runs")
-    for flag, value in (("--atol", atol), ("--rtol", rtol)):
-        if value is not None and not value >= 0:
-            raise UnusableRunError(
-                f"{flag} must be a number >= 0, got {value}; give a non-negative tolerance"
-            )
-    # The weights modules (numpy; torch for legacy files) load only now: the checks above answer fast.
+    _check_tolerances(atol, rtol)
+    patterns = [*DEFAULT_IGNORE, *project_ignore(), *ignore]
+    walk_a, walk_b = walk(run_a, patterns), walk(run_b, patterns)
+    check_has_output(run_a, walk_a)
+    check_has_output(run_b, walk_b)
+    ctx = Context(run_a, run_b, path_mask(run_a, run_b), atol, rtol, trust_pickle)
+    found = match(run_a, walk_a, run_b, walk_b)
+    # Small contract files first, so that bad input fails fast, before the long byte-by-byte parts.
+    config, environment = compare_configs(run_a, run_b, ctx.mask), compare_environments(run_a, run_b)
+    trace, divergence = compare_traces(run_a, run_b, config, environment)
+    metrics = compare_metrics(run_a, run_b)
+    weights = compare_final_weights(run_a, run_b, ctx)
+    contract = {
+        kinds.WEIGHTS: weights,
+        kinds.METRICS: metrics,
+        kinds.TRACE: trace,
+        kinds.ENVIRONMENT: environment,
+    }
+    entries: list[FileEntry] = []
+    outcomes: dict[str, Outcome] = {}
+    for art in found:
+        entry, outcome = _entry(art, ctx, contract)
+        entries.append(entry)
+        if outcome is not None:
+            outcomes[art.key] = outcome
+    sections: dict[str, Section] = {
+        "files": files_section(entries, walk_a, walk_b, patterns),
+        "weights": weights,
+        "config": config,
+        "logs": logs_section(found, outcomes),
+        "metrics": metrics,
+        "environment": environment,
+        "trace": trace,
+    }
+    sections.update(kind_sections(found, outcomes))
+    order = [*SECTION_ORDER[:2], "tensors", *SECTION_ORDER[2:5], *KIND_SECTIONS[1:], *SECTION_ORDER[5:]]
+    report = Report(str(a), str(b), {n: sections[n] for n in order if n in sections}, divergence)
+    report.hints = find_hints(report, read_config(run_a), outcomes)
+    return report
+
+
+def _entry(art: Artifact, ctx: Context, contract: dict[str, Section]) -> tuple[FileEntry, Outcome | None]:
+    """The files-section entry of one artifact (and the outcome, for the sections built from them)."""
+    if not art.b or not art.a:
+        return FileEntry(art.key, art.kind, ONLY_IN_A if art.a else ONLY_IN_B), None
+    section = contract.get(art.kind)
+    if section is not None:
+        # Compared by its section (a legacy and a safetensors run compare their weights across names).
+        return FileEntry(art.key, art.kind, section.status, section.summary, section.affects_verdict), None
+    outcome = compare_artifact(art, ctx)
+    return FileEntry(art.key, art.kind, outcome.verdict, outcome.detail, outcome.decisive), outcome
+
+
+def compare_final_weights(a: RunDir, b: RunDir, ctx: Context) -> WeightsSection:
+    """The final weights (``weights.safetensors``, else a legacy ``trained_model.pt``) of each run.
+
+    Not comparing them is no error: an app may leave only checkpoints, or no tensors at all; the
+    verdict then rests on the files the runs left (the ``files`` section).
+    """
+    from twinrun.compare.weights_reader import LEGACY_WEIGHTS
+
+    name_a = next((n for n in (runs.WEIGHTS, LEGACY_WEIGHTS) if a.has(n)), None)
+    name_b = next((n for n in (runs.WEIGHTS, LEGACY_WEIGHTS) if b.has(n)), None)
+    if name_a is None or name_b is None:
+        what = f"{runs.WEIGHTS} or {LEGACY_WEIGHTS}"
+        sec = mark_missing(what, name_a is not None, name_b is not None, WeightsSection())
+        if name_a is None and name_b is None:
+            sec.summary += "; the verdict rests on the files the runs left"
+        return sec
+    # numpy (and torch, for legacy files) load only now: the checks before answer fast.
     from twinrun.compare.weights import compare_weights
     from twinrun.compare.weights_reader import open_weights
 
-    with contextlib.ExitStack() as stack:
-        # Weights first (cheap header validation), then everything small, so that unusable input
-        # fails fast, before the long byte-by-byte part.
-        wa = stack.enter_context(open_weights(run_a, trust_pickle=trust_pickle))
-        wb = stack.enter_context(open_weights(run_b, trust_pickle=trust_pickle))
-        config, environment = compare_configs(run_a, run_b), compare_environments(run_a, run_b)
-        trace, divergence = compare_traces(run_a, run_b, config, environment)
-        sections: dict[str, Section] = {
-            "config": config,
-            "logs": compare_logs(run_a, run_b),
-            "metrics": compare_metrics(run_a, run_b),
-            "environment": environment,
-            "trace": trace,
-        }
-        weights = compare_weights(wa, wb, atol=atol, rtol=rtol)
-    note = _manifest_note(run_a, run_b, weights.status == IDENTICAL)
+    with (
+        open_weights(a, trust_pickle=ctx.trust_pickle) as wa,
+        open_weights(b, trust_pickle=ctx.trust_pickle) as wb,
+    ):
+        sec = compare_weights(wa, wb, atol=ctx.atol, rtol=ctx.rtol)
+    note = _manifest_note(a, b, sec.status == IDENTICAL)
     if note:
-        weights.notes.append(note)
-    sections["weights"] = weights
-    return Report(str(a), str(b), {name: sections[name] for name in SECTION_ORDER}, divergence)
+        sec.notes.append(note)
+    return sec

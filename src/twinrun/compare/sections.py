@@ -15,15 +15,14 @@ from twinrun.compare.report_model import (
     NOT_COMPARED,
     EnvironmentSection,
     LineDiff,
-    LogDiff,
-    LogsSection,
     MetricsSection,
     Mismatch,
     RowDiff,
     Section,
     ValueDiff,
+    plural,
 )
-from twinrun.compare.run_reader import RunDir, UnusableRunError, find_logs, read_json, read_jsonl, read_log
+from twinrun.compare.run_reader import RunDir, UnusableRunError, read_json, read_jsonl
 from twinrun.config import VOLATILE_PATTERNS, flatten, is_volatile
 from twinrun.record import runs
 
@@ -67,7 +66,9 @@ DECISIVE_ENV = (
     "dataset",
     "env_vars",
 )
-NON_DECISIVE_ENV = ("env_vars.CUDA_VISIBLE_DEVICES",)
+# PYTHONHASHSEED: verify gives each run its own on purpose (a run that depends on str hashing must
+# show it), so its values differing is what verify does, not a reason to expect different results.
+NON_DECISIVE_ENV = ("env_vars.CUDA_VISIBLE_DEVICES", "env_vars.PYTHONHASHSEED")
 
 
 ABSENT = "(absent)"  # the value shown for a key that only the other run has
@@ -81,7 +82,12 @@ def differing_keys(fa: dict[str, Any], fb: dict[str, Any]) -> list[str]:
 
 def same_value(a: Any, b: Any) -> bool:
     """Equal including type: ``1``, ``1.0`` and ``True`` are three different config values."""
-    return json.dumps(a, sort_keys=True, default=repr) == json.dumps(b, sort_keys=True, default=repr)
+    return json.dumps(a, sort_keys=True, default=_typed) == json.dumps(b, sort_keys=True, default=_typed)
+
+
+def _typed(value: Any) -> str:
+    """Values JSON has no type for keep their type: a RawNumber 1e999 is not the string "1e999"."""
+    return f"<{type(value).__name__}> {value!r}"
 
 
 def mark_missing(name: str, has_a: bool, has_b: bool, section: S) -> S:
@@ -95,7 +101,8 @@ def mark_missing(name: str, has_a: bool, has_b: bool, section: S) -> S:
     return section
 
 
-def _diff_lines(la: list[str], lb: list[str]) -> tuple[int, LineDiff | None]:
+def diff_lines(la: list[str], lb: list[str]) -> tuple[int, LineDiff | None]:
+    """(lines that differ, the first of them) of two line lists compared position by position."""
     count, first = 0, None
     for i in range(max(len(la), len(lb))):
         x = la[i] if i < len(la) else None
@@ -104,36 +111,6 @@ def _diff_lines(la: list[str], lb: list[str]) -> tuple[int, LineDiff | None]:
             count += 1
             first = first or LineDiff(i + 1, x, y)
     return count, first
-
-
-def compare_logs(a: RunDir, b: RunDir) -> LogsSection:
-    """The single top-level ``*.log`` of each run, or the logs both have by name when there are several."""
-    la, lb = find_logs(a), find_logs(b)
-    if not la or not lb:
-        return mark_missing("a *.log file", bool(la), bool(lb), LogsSection())
-    sec = LogsSection()
-    if len(la) == 1 and len(lb) == 1:
-        pairs = [(next(iter(la)), next(iter(lb)))]
-    else:
-        pairs = [(name, name) for name in la if name in lb]
-        sec.only_in_a = [n for n in la if n not in lb]
-        sec.only_in_b = [n for n in lb if n not in la]
-    if not pairs:
-        sec.summary = f"no log names in common ({', '.join(la)} vs {', '.join(lb)})"
-        return sec
-    for name_a, name_b in pairs:
-        lines_a, lines_b = read_log(a, name_a), read_log(b, name_b)
-        count, first = _diff_lines(lines_a, lines_b)
-        sec.files.append(LogDiff(name_a, name_b, len(lines_a), len(lines_b), count, first))
-    differing = [f for f in sec.files if f.differing_lines]
-    sec.status = DIFFERENT if differing else IDENTICAL
-    if differing:
-        f = differing[0]
-        assert f.first is not None
-        sec.summary = f"{f.name_a} line {f.first.line} differs ({f.differing_lines} lines differ)"
-    else:
-        sec.summary = ", ".join(f"{f.name_a}: {f.lines_a} lines" for f in sec.files) + " identical"
-    return sec
 
 
 _HEX_FLOAT = re.compile(r"^[-+]?(0x[0-9a-f]+(\.[0-9a-f]*)?p[-+]?\d+|inf|infinity|nan)$", re.IGNORECASE)
@@ -178,8 +155,8 @@ def compare_metrics(a: RunDir, b: RunDir) -> MetricsSection:
         names = ", ".join(d.key for d in sec.first.keys[:3]) + (" ..." if len(sec.first.keys) > 3 else "")
         parts.append(f"row {sec.first.row} (epoch {sec.first.epoch}, step {sec.first.step}) differs: {names}")
     if length_differs:
-        parts.append(f"RUN_A has {len(rows_a)} rows, RUN_B {len(rows_b)}")
-    sec.summary = "; ".join(parts) if parts else f"{len(rows_a)} rows identical"
+        parts.append(f"RUN_A has {plural(len(rows_a), 'row')}, RUN_B {len(rows_b)}")
+    sec.summary = "; ".join(parts) if parts else f"{plural(len(rows_a), 'row')} identical"
     return sec
 
 

@@ -11,6 +11,7 @@ import yaml
 
 from tests.helpers.fake_runs import TinyNet, make_legacy_run, make_run, tiny_state_dict
 from twinrun.compare.run_reader import (
+    PathMask,
     UnusableRunError,
     comparable_overrides,
     find_logs,
@@ -21,7 +22,6 @@ from twinrun.compare.run_reader import (
     read_jsonl,
     read_log,
     read_overrides,
-    resolve_foreign,
 )
 from twinrun.compare.weights_reader import LEGACY_WEIGHTS, open_weights
 from twinrun.record import runs
@@ -89,30 +89,28 @@ def test_resolved_config_is_preferred(run: Path) -> None:
     assert cfg.tree["optimizer"]["lr"] == 0.001
 
 
-def test_foreign_hydra_config_is_resolved_and_canonicalized(tmp_path: Path) -> None:
+def test_foreign_hydra_config_is_compared_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     run = tmp_path / "foreign"
     (run / ".hydra").mkdir(parents=True)
-    (run / ".hydra" / "config.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "epochs": 3,
-                "training": {"epochs": "${epochs}", "out": "${hydra:runtime.output_dir}", "ckpt_dir": "/x"},
-                "paths": {"log": "${hydra:job.name}.log"},
-                "needed": "???",
-                "odd": "${no_such_resolver:1}",
-                "layers": [1, "${epochs}"],
-            }
-        )
-    )
+    raw = {
+        "epochs": 3,
+        "training": {"epochs": "${epochs}", "out": "${hydra:runtime.output_dir}", "ckpt_dir": "/x"},
+        "home": "${oc.env:HOME}",
+        "needed": "???",
+        "layers": [1, "${epochs}"],
+    }
+    (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("HOME", "/home/whoever-compares")
     cfg = read_config(open_run(run))
-    assert cfg is not None and cfg.source == ".hydra/config.yaml"
-    assert cfg.tree == {"epochs": 3, "layers": [1, 3], "paths": {}, "training": {"epochs": 3}}
-    assert set(cfg.unresolvable) == {"training.out", "paths.log", "needed", "odd"}
-
-
-def test_resolve_foreign_keeps_plain_trees() -> None:
-    tree, dropped = resolve_foreign({"a": {"b": 1}, "c": [1, 2]})
-    assert tree == {"a": {"b": 1}, "c": [1, 2]} and dropped == []
+    assert cfg is not None and cfg.source == ".hydra/config.yaml" and cfg.unresolvable == []
+    # Interpolations stay text: the environment of whoever compares does not enter (volatile keys dropped).
+    assert cfg.tree == {
+        "epochs": 3,
+        "home": "${oc.env:HOME}",
+        "layers": [1, "${epochs}"],
+        "needed": "???",
+        "training": {"epochs": "${epochs}", "out": "${hydra:runtime.output_dir}"},
+    }
 
 
 def test_no_config_at_all(tmp_path: Path) -> None:
@@ -154,10 +152,34 @@ def test_normalize_log_line(line: str, expected: str) -> None:
     assert normalize_log_line(line) == expected
 
 
-def test_normalize_replaces_the_run_path() -> None:
+def test_normalize_replaces_the_run_path_as_a_whole_path() -> None:
     line = "saved /runs/a/weights.safetensors (not /runs/ab)"
-    assert normalize_log_line(line, ("/runs/a",)) == "saved <run>/weights.safetensors (not <run>b)"
+    assert normalize_log_line(line, ("/runs/a",)) == "saved <run>/weights.safetensors (not /runs/ab)"
     assert normalize_log_line(line, ("/runs/a/weights.safetensors", "/runs/a")).startswith("saved <run> (")
+
+
+def test_path_mask_puts_the_run_before_the_working_directory() -> None:
+    mask = PathMask(["/work/outputs/run-1"], cwd="/work")
+    assert (
+        mask("ckpt /work/outputs/run-1/last.ckpt from /work/conf") == "ckpt <run>/last.ckpt from <cwd>/conf"
+    )
+    assert mask("/workshop") == "/workshop" and PathMask([], cwd="/")("/a/b") == "/a/b"
+
+
+def test_a_parenthesized_count_is_not_a_duration() -> None:
+    line = "resumed from checkpoints/step-00000004.pt (step 4) after (2.5s)"
+    assert normalize_log_line(line) == "resumed from checkpoints/step-00000004.pt (step 4) after (<duration>)"
+    assert normalize_log_line("(4 steps) (3 min)") == "(4 steps) (<duration>)"
+
+
+def test_a_relative_run_name_is_not_masked_inside_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_run(tmp_path / "a")
+    monkeypatch.chdir(tmp_path)
+    log = tmp_path / "a" / "vae_mnist.log"
+    log.write_text(f"loaded a batch of data into {tmp_path / 'a'}\n")
+    assert read_log(open_run("a"), "vae_mnist.log") == ["loaded a batch of data into <run>"]
 
 
 def test_read_log_normalizes_with_the_runs_own_path(tmp_path: Path) -> None:
@@ -217,31 +239,29 @@ def test_torch_save_file_named_safetensors(run: Path) -> None:
 def test_legacy_state_dict(tmp_path: Path) -> None:
     run = make_legacy_run(tmp_path / "legacy")
     with open_weights(open_run(run)) as src:
-        assert src.kind == "torch.load"
+        assert src.kind == "torch"
         assert src.metas["decoder.weight"].dtype == "float64"
         got = src.read("encoder.bias", 0, np.empty(16, dtype=np.uint8))
         assert (got == tiny_state_dict()["encoder.bias"].view(torch.uint8).numpy()).all()
 
 
-def test_legacy_checkpoint_dict_is_unwrapped(tmp_path: Path) -> None:
+def test_legacy_checkpoint_dict_is_read_whole(tmp_path: Path) -> None:
     (tmp_path / "r").mkdir()
     torch.save({"epoch": 3, "model_state_dict": tiny_state_dict()}, tmp_path / "r" / LEGACY_WEIGHTS)
     with open_weights(open_run(tmp_path / "r")) as src:
-        assert set(src.metas) == set(tiny_state_dict())
+        assert set(src.metas) == {f"model_state_dict/{k}" for k in tiny_state_dict()}
+        assert src.leaves == {"epoch": 3}
 
 
-def test_legacy_pickled_module_is_refused_unless_trusted(tmp_path: Path) -> None:
+def test_legacy_pickled_module_is_read_without_running_it(tmp_path: Path) -> None:
     run = make_legacy_run(tmp_path / "legacy", module=True)
-    with pytest.raises(UnusableRunError, match=r"pickled .*TinyNet.*--trust-pickle") as info:
-        open_weights(open_run(run))
-    assert "arbitrary code" in str(info.value)
-    with open_weights(open_run(run), trust_pickle=True) as src:
+    with open_weights(open_run(run)) as src:
         assert set(src.metas) == set(TinyNet().state_dict())
 
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(b"", "is empty"), (b"garbage, not a torch file", "not a readable torch.save file")],
+    [(b"", "is empty"), (b"garbage, not a torch file", "not a torch.save file")],
 )
 def test_legacy_damaged(tmp_path: Path, content: bytes, message: str) -> None:
     (tmp_path / "r").mkdir()
@@ -250,8 +270,8 @@ def test_legacy_damaged(tmp_path: Path, content: bytes, message: str) -> None:
         open_weights(open_run(tmp_path / "r"))
 
 
-def test_legacy_file_without_a_state_dict(tmp_path: Path) -> None:
+def test_legacy_file_without_tensors_keeps_its_values(tmp_path: Path) -> None:
     (tmp_path / "r").mkdir()
     torch.save([1, 2, 3], tmp_path / "r" / LEGACY_WEIGHTS)
-    with pytest.raises(UnusableRunError, match="holds a list, not a state_dict"):
-        open_weights(open_run(tmp_path / "r"))
+    with open_weights(open_run(tmp_path / "r")) as src:
+        assert (src.metas, src.leaves) == ({}, {"0": 1, "1": 2, "2": 3})

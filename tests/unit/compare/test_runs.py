@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from tests.helpers import fake_runs as fr
 from twinrun.compare import weights as weights_compare
-from twinrun.compare.report_model import DIFFERENT, IDENTICAL, NOT_COMPARED, Report
+from twinrun.compare.report_model import DIFFERENT, IDENTICAL, NOT_COMPARED, ONLY_IN_A, Report
 from twinrun.compare.run_reader import UnusableRunError
 from twinrun.compare.runs import compare_runs
 from twinrun.compare.weights import max_ulp_distance, ulp_keys
@@ -29,8 +29,10 @@ def twins(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def only_difference(report: Report) -> list[str]:
-    """Names of the sections that differ (and count toward the verdict)."""
-    return [n for n, s in report.sections.items() if s.affects_verdict and s.status == DIFFERENT]
+    """Names of the sections that differ (and count toward the verdict), "files" (all of them) aside."""
+    return [
+        n for n, s in report.sections.items() if s.affects_verdict and s.status == DIFFERENT and n != "files"
+    ]
 
 
 def test_twins_are_identical(twins: tuple[Path, Path]) -> None:
@@ -242,15 +244,15 @@ def test_legacy_runs_compare_with_each_other_and_with_safetensors(
     assert compare_runs(old_a, old_b).sections["weights"].differing[0].name == "encoder.bias"
 
 
-def test_legacy_pickled_module(tmp_path: Path) -> None:
+def test_legacy_pickled_module_needs_no_trust(tmp_path: Path) -> None:
     a = fr.make_legacy_run(tmp_path / "a", module=True)
     b = fr.make_legacy_run(tmp_path / "b", module=True)
-    with pytest.raises(UnusableRunError, match="--trust-pickle"):
-        compare_runs(a, b)
+    assert compare_runs(a, b).exit_code == 0  # read without running the pickle
     assert compare_runs(a, b, trust_pickle=True).exit_code == 0
     torch.manual_seed(1)  # negative control: another initialisation of the same module differs
     torch.save(fr.TinyNet(), b / "trained_model.pt")
-    assert compare_runs(a, b, trust_pickle=True).exit_code == 1
+    report = compare_runs(a, b)
+    assert report.exit_code == 1 and report.sections["weights"].status == DIFFERENT
 
 
 # --- unusable input -----------------------------------------------------------------------------------
@@ -268,7 +270,6 @@ def test_same_directory_is_refused(twins: tuple[Path, Path], tmp_path: Path) -> 
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        (lambda r: (r / runs.WEIGHTS).unlink(), "has no weights"),
         (lambda r: (r / runs.WEIGHTS).write_bytes(b""), "is empty"),
         (
             lambda r: (r / runs.WEIGHTS).write_bytes((r / runs.WEIGHTS).read_bytes()[:-1]),
@@ -282,7 +283,7 @@ def test_same_directory_is_refused(twins: tuple[Path, Path], tmp_path: Path) -> 
         (lambda r: (r / runs.TRACE).write_text("nope\n"), "trace.jsonl line 1: malformed JSON"),
         (lambda r: (r / runs.ENV).write_text("[]"), "env.json must hold a JSON object"),
     ],
-    ids=["no-weights", "empty-weights", "truncated", "bad-yaml", "bad-metrics", "bad-trace", "bad-env"],
+    ids=["empty-weights", "truncated", "bad-yaml", "bad-metrics", "bad-trace", "bad-env"],
 )
 def test_unusable_input(twins: tuple[Path, Path], damage, message: str) -> None:
     a, b = twins
@@ -350,7 +351,7 @@ def test_log_difference_names_line_and_both_sides(twins: tuple[Path, Path]) -> N
     assert first.a.endswith("test_loss=95.0000 (<duration>)") and first.b.endswith(
         "test_loss=95.0001 (<duration>)"
     )
-    assert sec.summary == "vae_mnist.log line 5 differs (1 lines differ)"
+    assert sec.summary == "vae_mnist.log line 5 differs (1 line differs)"
 
 
 def test_log_extra_line(twins: tuple[Path, Path]) -> None:
@@ -411,12 +412,38 @@ def test_metrics_length(twins: tuple[Path, Path]) -> None:
     assert sec.status == DIFFERENT and sec.first is None and "RUN_A has 2 rows, RUN_B 1" in sec.summary
 
 
-def test_section_in_one_run_only_does_not_decide(twins: tuple[Path, Path]) -> None:
+@pytest.mark.parametrize(
+    "name", [*runs.CONTRACT_FILES, "vae_mnist.log", "images/samples.png", ".hydra/hydra.yaml"]
+)
+def test_a_file_only_one_run_has_is_a_difference(twins: tuple[Path, Path], name: str) -> None:
+    a, b = twins
+    assert compare_runs(a, b).exit_code == 0  # negative control
+    (b / name).unlink()
+    report = compare_runs(a, b)
+    assert report.exit_code == 1, name
+    (entry,) = [e for e in report.sections["files"].files if e.path == name]
+    assert (entry.verdict, entry.kind != "") == (ONLY_IN_A, True)
+    assert f"1 only in RUN_A ({name})" in report.sections["files"].summary
+
+
+def test_a_section_only_one_run_has_is_not_compared_but_the_file_decides(twins: tuple[Path, Path]) -> None:
     a, b = twins
     (b / runs.METRICS).unlink()
     report = compare_runs(a, b)
-    assert report.sections["metrics"].status == NOT_COMPARED and report.exit_code == 0
+    assert report.sections["metrics"].status == NOT_COMPARED and report.exit_code == 1
     assert report.sections["metrics"].summary == "only RUN_A has metrics.jsonl"
+    assert report.sections["files"].status == DIFFERENT
+
+
+def test_a_run_with_only_its_weights_differs_from_a_complete_one(tmp_path: Path) -> None:
+    a = fr.make_run(tmp_path / "a")
+    b = tmp_path / "b"
+    b.mkdir()
+    runs.write_weights(b, fr.tiny_state_dict())
+    report = compare_runs(a, b)
+    assert report.sections["weights"].status == IDENTICAL and report.exit_code == 1
+    only_a = {e.path for e in report.sections["files"].files if e.verdict == ONLY_IN_A}
+    assert {runs.METRICS, runs.TRACE, runs.ENV, runs.RESOLVED_CONFIG, "vae_mnist.log"} <= only_a
 
 
 def test_environment_never_decides_but_says_so(twins: tuple[Path, Path]) -> None:
@@ -518,8 +545,20 @@ def test_json_report_has_the_contract_keys(twins: tuple[Path, Path]) -> None:
     a, b = twins
     tree = compare_runs(a, b).to_dict()
     assert {"verdict", "exit_code", "sections", "divergence"} <= set(tree)
-    assert list(tree["sections"]) == ["weights", "config", "logs", "metrics", "environment", "trace"]
-    assert tree["divergence"] is None
+    assert list(tree["sections"]) == [
+        "files",
+        "weights",
+        "config",
+        "logs",
+        "metrics",
+        "images",
+        "environment",
+        "trace",
+    ]
+    assert tree["divergence"] is None and tree["hints"] == []
+    files = tree["sections"]["files"]
+    assert {"path", "kind", "verdict", "detail", "decisive"} == set(files["files"][0])
+    assert {e["path"]: e["kind"] for e in files["files"]}["images/samples.png"] == "image"
     fr.edit_jsonl(b, runs.TRACE, lambda rows: rows[0].update(batch="0"))
     div = compare_runs(a, b).to_dict()["divergence"]
     assert set(div) >= {"step", "epoch", "cause", "parameter", "rng_streams", "detail"}
