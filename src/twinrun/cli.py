@@ -71,6 +71,14 @@ def add_compare_parser(subparsers: Subparsers) -> None:
         help="load a legacy trained_model.pt that pickles a whole module with full pickle "
         "(arbitrary code execution: only for files you made yourself)",
     )
+    p.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="leave out files matching GLOB (repeatable; 'name', 'dir/', 'path/*.csv'), beside caches, temp "
+        "and lock files, .submitit/, wandb/, mlruns/ and [tool.twinrun] ignore in ./pyproject.toml",
+    )
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colored text report")
     p.set_defaults(handler=run_compare)
 
@@ -81,7 +89,12 @@ def run_compare(args: argparse.Namespace) -> int:
     from twinrun.compare.runs import compare_runs
 
     report = compare_runs(
-        args.run_a, args.run_b, atol=args.atol, rtol=args.rtol, trust_pickle=args.trust_pickle
+        args.run_a,
+        args.run_b,
+        atol=args.atol,
+        rtol=args.rtol,
+        trust_pickle=args.trust_pickle,
+        ignore=args.ignore,
     )
     if args.json:
         text = render_json(report)
