@@ -6,6 +6,7 @@ planted from outside, by callbacks and optimizer hooks, as a bug in a user's cod
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -127,16 +128,16 @@ class DrawBeforeStep(pl.Callback):
 def fit(
     run_dir: Path,
     *,
-    module: Regressor | None = None,
+    module: Callable[[], Regressor] = Regressor,
     data: DataLoader | None = None,
     callbacks: list[pl.Callback] | None = None,
     epochs: int = EPOCHS,
     seed: int = 3,
     **trainer_kwargs: Any,
 ) -> Regressor:
-    """Seed, build and fit; ``callbacks`` go before the TwinrunCallback (planted faults act first)."""
+    """Seed, build ``module()`` and fit; ``callbacks`` go before the TwinrunCallback (faults act first)."""
     seed_everything(seed)
-    module = module if module is not None else Regressor()
+    model = module()
     trainer = pl.Trainer(
         max_epochs=epochs,
         accelerator="cpu",
@@ -150,5 +151,5 @@ def fit(
         callbacks=[*(callbacks or []), TwinrunCallback()],
         **trainer_kwargs,
     )
-    trainer.fit(module, train_dataloaders=data if data is not None else loader(seed=seed))
-    return module
+    trainer.fit(model, train_dataloaders=data if data is not None else loader(seed=seed))
+    return model
