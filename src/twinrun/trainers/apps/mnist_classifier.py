@@ -9,6 +9,7 @@ import hydra
 from omegaconf import DictConfig
 
 from twinrun.config import config_dir
+from twinrun.trainers.apps.help import quick_help
 from twinrun.trainers.apps.shell import run_under_hydra
 
 if TYPE_CHECKING:  # the loop imports torch: only train() needs it, so --help and --cfg job start fast
@@ -26,8 +27,14 @@ def train(cfg: DictConfig, run_dir: str | Path, hooks: Hooks | None = None) -> T
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=APP_NAME)
-def main(cfg: DictConfig) -> None:
+def hydra_main(cfg: DictConfig) -> None:
     run_under_hydra(train, cfg)
+
+
+def main() -> None:
+    """The console script: the Hydra app, its ``--help`` page listing only the app's config groups."""
+    with quick_help():
+        hydra_main()
 
 
 if __name__ == "__main__":
