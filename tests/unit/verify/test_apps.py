@@ -55,6 +55,8 @@ elif mode == "nothing":
 else:
     w = np.random.default_rng().standard_normal(4)
 save_file({"w": w.astype(np.float32)}, str(run_dir / "weights.safetensors"))
+if "noise" in args:  # a file that differs in every run, beside reproducible weights
+    (run_dir / args["noise"]).write_bytes(np.random.default_rng().bytes(16))
 print("wrote", run_dir)
 """
 
@@ -209,6 +211,15 @@ def test_verify_app_catches_entropy_and_hash_seed_dependence(
     result = verify_app(str(fake_app), [f"mode={mode}"], workdir=tmp_path)
     assert not result.identical and result.exit_code == 1
     assert result.report.sections["weights"].status == DIFFERENT
+
+
+def test_ignore_reaches_the_comparer(fake_app: Path, tmp_path: Path) -> None:
+    noisy = ["mode=seeded", "noise=stamp.bin"]
+    differs = verify_app(str(fake_app), noisy, workdir=tmp_path / "a")
+    assert differs.exit_code == 1 and differs.report.sections["weights"].status == IDENTICAL  # the control
+    options = CompareOptions(ignore=("*.bin",))
+    ignored = verify_app(str(fake_app), noisy, workdir=tmp_path / "b", options=options)
+    assert ignored.exit_code == 0, ignored.report.differing_sections
 
 
 def test_spinner_only_on_a_terminal(fake_app: Path, tmp_path: Path) -> None:

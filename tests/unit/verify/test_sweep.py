@@ -8,6 +8,7 @@ Hydra's multirun does (``<sweep dir>/<job num>/.hydra/overrides.yaml``) and writ
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ import yaml
 
 from twinrun import cli
 from twinrun.compare.report_model import DIFFERENT, IDENTICAL, Divergence, Report, WeightsSection
-from twinrun.verify.apps import VerifyError
+from twinrun.verify.apps import CompareOptions, VerifyError
 from twinrun.verify.sweep import (
     PointResult,
     SweepPoint,
@@ -166,10 +167,10 @@ def test_a_point_that_differs_is_named(fake_sweep_app: Path, tmp_path: Path) -> 
     assert result.exit_code == 1
     assert [p.verdict for p in result.points] == [IDENTICAL, DIFFERENT, IDENTICAL]
     text = render(result)
-    assert "#1 x=2  different  differs in weights" in text
+    assert re.search(r"#1 x=2  different  differs in (files, )?weights\n", text)
     assert "first point that differs: #1 x=2" in text and "twinrun compare:" in text
     tree = to_dict(result)
-    assert tree["verdict"] == DIFFERENT and tree["points"][1]["differs_in"] == ["weights"]
+    assert tree["verdict"] == DIFFERENT and "weights" in tree["points"][1]["differs_in"]
     assert tree["report"]["sections"]["weights"]["status"] == DIFFERENT
     assert "❌" in render(result, "markdown")
 
@@ -208,3 +209,31 @@ def test_cli_sweep_and_option_errors(
     assert "-m and --nproc-per-node exclude each other" in capsys.readouterr().err
     assert cli.main(["verify", str(fake_sweep_app), "x=1", "--nproc-per-node", "0"]) == 2
     assert "--nproc-per-node 0" in capsys.readouterr().err
+
+
+def test_options_reach_every_point(
+    fake_sweep_app: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import twinrun.verify.sweep as sweep_module
+
+    seen = []
+    real = sweep_module.compare_pair
+
+    def spy(a: Path, b: Path, app: str, options: CompareOptions) -> Report:
+        seen.append(options)
+        return real(a, b, app, options)
+
+    monkeypatch.setattr(sweep_module, "compare_pair", spy)
+    options = CompareOptions(trust_pickle=True, ignore=("*.tmp",))
+    result = verify_sweep(str(fake_sweep_app), ["lr=0.1,0.2"], workdir=tmp_path / "w", options=options)
+    assert result.exit_code == 0 and seen == [options, options]
+
+
+def test_a_sweep_past_its_timeout_is_stopped_and_named(tmp_path: Path) -> None:
+    app = tmp_path / "hang.py"
+    app.write_text("import time\nprint('launching 2 jobs', flush=True)\ntime.sleep(60)\n")
+    with pytest.raises(VerifyError) as caught:
+        verify_sweep(str(app), ["lr=0.1,0.2"], workdir=tmp_path / "w", timeout=1)
+    first, *rest = str(caught.value).splitlines()
+    assert first.startswith("sweep 1 did not finish within --timeout 1s and was stopped")
+    assert "    launching 2 jobs" in rest
