@@ -42,6 +42,17 @@ APPS = (
 APPS_BY_NAME = {app.name: app for app in APPS}
 
 
+def train_from_scrambled_rngs(app: App, cfg, run_dir) -> None:
+    """``app.train(cfg, run_dir)`` from global RNGs seeded from OS entropy, as the plugin's twins start:
+    a run that depends on the global state it was handed cannot match another run by luck. The caller's
+    RNGs and determinism switches are restored afterwards."""
+    from twinrun.testing.pytest_plugin import preserved_global_state, scramble_global_rngs
+
+    with preserved_global_state():
+        scramble_global_rngs()
+        app.train(cfg, run_dir)
+
+
 def _fits(app: App, group: str, option: str) -> bool:
     if group != "model":
         return True
