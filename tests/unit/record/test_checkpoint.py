@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 
@@ -43,3 +45,33 @@ def test_pickled_code_is_refused(tmp_path) -> None:
     torch.save(torch.nn.Linear(1, 1), tmp_path / "module.pt")
     with pytest.raises(checkpoint.CheckpointError, match="cannot load"):
         checkpoint.load_checkpoint(tmp_path / "module.pt")
+
+
+GOOD_POSITION = {"epoch": 2, "batch": 3, "step": 7, "epoch_loss_sum": 1.5, "epoch_samples": 96}
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"epoch": "a"}, "position.epoch='a' is not an integer >= 1"),
+        ({"batch": -5}, "position.batch=-5 is not an integer >= 0"),
+        ({"step": 2.5}, "position.step=2.5 is not an integer >= 0"),
+        ({"epoch": 0}, "position.epoch=0 is not an integer >= 1"),
+        ({"epoch_samples": True}, "position.epoch_samples=True is not an integer >= 0"),
+        ({"epoch_loss_sum": "x"}, "position.epoch_loss_sum='x' is not a number"),
+    ],
+)
+def test_crafted_positions_are_one_line_errors(tmp_path, change, said) -> None:
+    path = checkpoint.save_checkpoint(tmp_path, 1, {"position": {**GOOD_POSITION, **change}, "metrics": []})
+    with pytest.raises(checkpoint.CheckpointError, match=f"{path} is not usable: {re.escape(said)}") as error:
+        checkpoint.load_checkpoint(path)
+    assert "\n" not in str(error.value)
+
+
+def test_a_twinrun_position_and_metrics_load(tmp_path) -> None:  # control for the crafted ones
+    metrics = [{"epoch": 1, "train_loss": "0x1p+0"}]
+    path = checkpoint.save_checkpoint(tmp_path, 1, {"position": GOOD_POSITION, "metrics": metrics})
+    assert checkpoint.load_checkpoint(path)["position"] == GOOD_POSITION
+    checkpoint.save_checkpoint(tmp_path, 2, {"position": GOOD_POSITION, "metrics": "abc"})
+    with pytest.raises(checkpoint.CheckpointError, match="metrics is not a list of objects"):
+        checkpoint.load_checkpoint(tmp_path)

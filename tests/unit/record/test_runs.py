@@ -1,5 +1,10 @@
+import errno
 import json
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -71,3 +76,69 @@ def test_write_jsonl_one_object_per_line(tmp_path) -> None:
     lines = (tmp_path / "m.jsonl").read_text().splitlines()
     assert [json.loads(line) for line in lines] == [{"b": 1, "a": 2}, {"c": 3}]
     assert lines[0] == json.dumps({"b": 1, "a": 2})  # insertion order kept
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_every_artifact_follows_the_umask(tmp_path, monkeypatch, umask, mode) -> None:
+    from twinrun.record import checkpoint
+
+    monkeypatch.setattr(runs, "_UMASK", umask)  # what runs read from the process at import
+    runs.write_weights(tmp_path, {"w": torch.ones(3)})  # safetensors' own writer made this one 0600
+    runs.write_json(tmp_path / runs.ENV, {})
+    checkpoint.save_checkpoint(tmp_path, 1, {"w": torch.ones(3)})
+    files = [runs.WEIGHTS, runs.MANIFEST, runs.ENV, f"{runs.CHECKPOINTS}/step-00000001.pt"]
+    modes = {name: oct((tmp_path / name).stat().st_mode & 0o777) for name in files}
+    assert modes == dict.fromkeys(files, oct(mode))
+
+
+def test_the_process_umask_is_used_and_a_file_size_limit_is_one_line(tmp_path) -> None:
+    script = """
+import resource, signal, sys, torch
+from pathlib import Path
+from twinrun.errors import TwinrunError
+from twinrun.record import runs
+run = Path(sys.argv[1])
+runs.write_weights(run / "small", {"w": torch.ones(3)})
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # as the app shell does: EFBIG instead of death
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+try:
+    runs.write_weights(run / "big", {"w": torch.ones(4096)})
+except TwinrunError as error:
+    print(type(error).__name__, error)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: os.umask(0o027),
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "small" / runs.WEIGHTS).stat().st_mode & 0o777 == 0o640
+    assert done.stdout == (
+        f"RunDirError cannot write {tmp_path / 'big' / runs.WEIGHTS}: File too large; "
+        "raise the file-size limit (ulimit -f)\n"
+    )
+    assert list((tmp_path / "big").iterdir()) == []  # neither the weights nor their temporary file
+
+
+@pytest.mark.parametrize(
+    ("code", "said"),
+    [
+        (errno.ENOSPC, "No space left on device; free some space"),
+        (errno.EROFS, "Read-only file system; choose a writable hydra.run.dir"),
+        (errno.EIO, "Input/output error"),
+    ],
+)
+def test_write_errors_are_one_line_naming_the_file(tmp_path, monkeypatch, code, said) -> None:
+    def full(self, data):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(runs.RunDirError) as error:
+        runs.write_json(tmp_path / "env.json", {"a": 1})
+    assert str(error.value).startswith(f"cannot write {tmp_path / 'env.json'}: {said}")
+    assert "\n" not in str(error.value)
+    assert list(tmp_path.iterdir()) == []
+    # Control: an error that is not about writing the file passes through unchanged.
+    with pytest.raises(ZeroDivisionError), runs.atomic_path(tmp_path / "x"):
+        raise ZeroDivisionError

@@ -119,3 +119,11 @@ def test_ranks_split_the_epoch(small: data.Datasets) -> None:
         for r in (0, 1)
     ]
     assert not ranks[0] & ranks[1] and ranks[0] | ranks[1] == set(range(96))
+
+
+def test_a_data_root_that_cannot_be_written_is_one_line(tmp_path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(data.DataUnavailableError, match=r"data.root=.*file/root: .*Not a directory") as error:
+        data.load_datasets(synthetic_cfg(tmp_path / "file" / "root"))
+    assert "\n" not in str(error.value)
+    assert len(data.load_datasets(synthetic_cfg(tmp_path / "root")).train) == 64  # control: a usable root
