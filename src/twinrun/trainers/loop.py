@@ -38,6 +38,7 @@ from twinrun.record import runs
 from twinrun.record.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from twinrun.record.determinism import draw_seed, enable_deterministic_mode, seed_everything
 from twinrun.record.lock import refuse_used_run_dir, run_dir_lock
+from twinrun.record.ops import OpRecorder, write_ops
 from twinrun.record.recorder import Recorder
 from twinrun.record.rng_state import capture_rng_state, restore_rng_state
 from twinrun.record.trace import TraceRecorder
@@ -232,6 +233,8 @@ class _Loop:
         self.ckpt_every_steps = ckpt.get("every_n_steps")
         self.ckpt_keep_last = ckpt.get("keep_last")
         self.max_steps = self.training.get("max_steps")
+        # +explain_step=s (twinrun verify --explain): record every aten op of step s (record.ops)
+        self.explain_step = cfg.get("explain_step")
 
     def resume(self, path: str) -> None:
         state = load_checkpoint(path)
@@ -340,10 +343,20 @@ class _Loop:
         for hook in self.hooks.before_step:
             hook(context)
         self.recorder.before_step(indices, step=pos.step + 1, epoch=pos.epoch)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss = self.objective.loss(self.net, images, labels)  # summed over the batch
-        (loss / len(labels)).backward()
-        self.optimizer.step()
+        explained = self.explain_step == pos.step + 1
+        with OpRecorder(self.model) if explained else contextlib.nullcontext() as ops:  # --explain
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.objective.loss(self.net, images, labels)  # summed over the batch
+            (loss / len(labels)).backward()
+            with ops.phase("optimizer") if ops is not None else contextlib.nullcontext():
+                self.optimizer.step()
+        if ops is not None and self.world.is_main:
+            log.info(
+                "explain: %d ops of step %d recorded in %s",
+                len(ops.rows),
+                pos.step + 1,
+                write_ops(self.run_dir, pos.step + 1, ops.rows),
+            )
         pos.step, pos.batch = pos.step + 1, pos.batch + 1
         for hook in self.hooks.after_step:
             hook(context)
