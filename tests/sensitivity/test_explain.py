@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
+from tests.sensitivity.planted_ops import one_ulp_in_to_mu
 from tests.variants import APPS_BY_NAME
 from twinrun.compare.ops import first_differing_op, read_ops
 from twinrun.compare.runs import compare_runs
@@ -25,39 +25,6 @@ OVERRIDES = (
 )
 STEPS_PER_EPOCH = 2  # a checkpoint at the end of epoch 1 (step 2)
 APP = APPS_BY_NAME["vae_mnist"]
-
-
-class _OneUlpInAddmm(TorchDispatchMode):
-    """Moves every element of the ``which``-th forward aten::addmm's output by one ULP (one element's
-    ULP can be absorbed by the sums after it)."""
-
-    def __init__(self, which: int) -> None:
-        super().__init__()
-        self.which, self.seen = which, 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        if func is torch.ops.aten.addmm.default and torch._C._current_autograd_node() is None:
-            self.seen += 1
-            if self.seen == self.which:
-                out.copy_(torch.nextafter(out, torch.full_like(out, float("inf"))))
-        return out
-
-
-def one_ulp_in_to_mu(step: int) -> Hooks:
-    """At ``step``, the VAE's second linear layer (to_mu: the 2nd addmm of the forward) is one ULP off."""
-    mode: list[TorchDispatchMode] = []
-
-    def before(ctx: StepContext) -> None:
-        if ctx.step == step:
-            mode.append(_OneUlpInAddmm(which=2))
-            mode[-1].__enter__()
-
-    def after(ctx: StepContext) -> None:
-        if mode:
-            mode.pop().__exit__(None, None, None)
-
-    return Hooks(before_step=[before], after_step=[after])
 
 
 @torch.library.custom_op("twinrun_tests::noisy", mutates_args=())

@@ -28,6 +28,8 @@ _ROW_PARTS = {
     "loss": "loss bits",
     "params": "parameter fingerprints",
 }
+# Keys the replay sets itself: a twin's own value for them is dropped (Hydra refuses a key given twice).
+_REPLAY_KEYS = {"explain_step", "training.max_steps", "training.resume_from", "hydra.run.dir"}
 # (twin index, twin run dir, extra overrides) -> the replay's run directory
 Replayer = Callable[[int, Path, list[str]], Path]
 
@@ -154,13 +156,21 @@ def explain_pair(run_a: Path, run_b: Path, step: int, replay: Replayer) -> Expla
 
 
 def command_replayer(
-    command: Any, overrides: Sequence[str], workdir: Path, timeout: float | None
+    command: Any,
+    overrides: Sequence[Sequence[str]],
+    indices: Sequence[int],
+    workdir: Path,
+    timeout: float | None = None,
 ) -> Replayer:
-    """Replays in fresh processes: the twin's own command, overrides and hash seed (verify's run index)."""
+    """Replays in fresh processes: each twin's own command, overrides and run index (its hash seed)."""
     from twinrun.verify.apps import run_once
 
-    def replay(index: int, twin: Path, extra: list[str]) -> Path:
-        record = run_once(command, [*overrides, *extra], index, 2, workdir, kind="replay", timeout=timeout)
+    def replay(position: int, twin: Path, extra: list[str]) -> Path:
+        own = [o for o in overrides[position] if o.split("=", 1)[0].lstrip("+~") not in _REPLAY_KEYS]
+        index = indices[position]
+        record = run_once(
+            command, [*own, *extra], index, len(indices), workdir, kind="replay", timeout=timeout
+        )
         return record.run_dir
 
     return replay
