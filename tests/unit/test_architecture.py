@@ -1,0 +1,167 @@
+"""The package graph of ``src/twinrun`` is the one ARCHITECTURE.md draws, read statically (``ast``, every
+import: module level, inside functions and under ``TYPE_CHECKING``):
+
+- no import cycles between packages;
+- ``record/`` and ``compare/`` import nothing from ``trainers/``, ``verify/``, ``testing/``,
+  ``integrations/`` or the CLI;
+- every package depends only on the packages the one-way flow allows
+  (cli -> verify -> compare -> record -> config/errors; testing -> verify/compare; trainers and
+  integrations -> record).
+
+Each check has a negative control on a small fake tree.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "twinrun"
+FOUNDATION = {"config", "errors"}
+# package -> the packages it may import (keep in step with ARCHITECTURE.md's flow)
+ALLOWED: dict[str, set[str]] = {
+    "errors": set(),
+    "config": {"errors"},
+    "record": FOUNDATION,
+    "compare": {"record", *FOUNDATION},
+    "verify": {"compare", "record", *FOUNDATION},
+    "testing": {"verify", "compare", "record", *FOUNDATION},
+    "trainers": {"record", *FOUNDATION},
+    "integrations": {"record", *FOUNDATION},
+    "cli": {"twinrun", "verify", "compare", *FOUNDATION},
+    "__main__": {"cli"},
+    "twinrun": {"compare", "record", "verify"},  # the lazy public API (twinrun/__init__.py)
+}
+INNER = {"record", "compare"}
+OUTER = {"trainers", "verify", "testing", "integrations", "cli", "__main__"}
+
+
+def _module_name(path: Path, root: Path) -> str:
+    parts = ["twinrun", *path.relative_to(root).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _unit(module: str, root: Path) -> str | None:
+    """The architectural unit of a ``twinrun...`` module: its subpackage or top-level module."""
+    parts = module.split(".")
+    if parts[0] != "twinrun":
+        return None
+    return parts[1] if len(parts) > 1 else "twinrun"
+
+
+def _imports(path: Path, root: Path) -> Iterator[tuple[str, int]]:
+    """(imported twinrun module, line) for every import in ``path``, relative imports resolved."""
+    module = _module_name(path, root)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            yield from ((alias.name, node.lineno) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            yield base, node.lineno
+            for alias in node.names:  # `from twinrun import record` imports the package record
+                yield f"{base}.{alias.name}", node.lineno
+
+
+def package_edges(root: Path = SRC) -> dict[tuple[str, str], list[str]]:
+    """(importing unit, imported unit) -> the ``file:line`` places that make the edge."""
+    edges: dict[tuple[str, str], list[str]] = {}
+    for path in sorted(root.rglob("*.py")):
+        source = _unit(_module_name(path, root), root)
+        for imported, line in _imports(path, root):
+            target = _unit(imported, root)
+            if target is None or target == source:
+                continue
+            if target != "twinrun" and not ((root / target).is_dir() or (root / f"{target}.py").is_file()):
+                target = "twinrun"  # `from twinrun import __version__`: a name of the top-level package
+            place = f"{path.relative_to(root)}:{line}"
+            if target != source and place not in edges.setdefault((source, target), []):
+                edges[(source, target)].append(place)
+    return edges
+
+
+def cycles(edges: Mapping[tuple[str, str], object]) -> list[list[str]]:
+    """Every elementary cycle's nodes, found by depth-first search from each node (small graphs)."""
+    graph: dict[str, set[str]] = {}
+    for a, b in edges:
+        graph.setdefault(a, set()).add(b)
+    found: set[tuple[str, ...]] = set()
+
+    def walk(start: str, node: str, path: list[str]) -> None:
+        for nxt in sorted(graph.get(node, ())):
+            if nxt == start:
+                k = path.index(min(path))
+                found.add(tuple(path[k:] + path[:k]))  # one rotation per cycle
+            elif nxt not in path and nxt > start:
+                walk(start, nxt, [*path, nxt])
+
+    for start in sorted(graph):
+        walk(start, start, [start])
+    return [list(c) for c in sorted(found)]
+
+
+def layering_problems(edges: Mapping[tuple[str, str], list[str]]) -> list[str]:
+    problems = []
+    for (source, target), places in sorted(edges.items()):
+        if source in INNER and target in OUTER:
+            problems.append(f"{source} imports {target} ({', '.join(places)}): it must not")
+        elif target not in ALLOWED.get(source, set()):
+            problems.append(f"{source} -> {target} ({', '.join(places)}) is not in ARCHITECTURE.md's flow")
+    return problems
+
+
+def test_the_source_tree_is_read() -> None:
+    edges = package_edges()
+    assert ("trainers", "record") in edges and ("verify", "compare") in edges  # the reader sees imports
+    assert {"record", "compare", "verify", "testing", "trainers"} <= {a for a, _ in edges}
+
+
+def test_no_import_cycles_between_packages() -> None:
+    assert cycles(package_edges()) == []
+
+
+def test_packages_import_only_along_the_one_way_flow() -> None:
+    assert layering_problems(package_edges()) == []
+
+
+def test_the_architecture_page_names_every_package() -> None:
+    text = (SRC.parents[1] / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    packages = sorted(p.name for p in SRC.iterdir() if (p / "__init__.py").is_file())
+    assert [p for p in packages if f"`{p}/`" not in text] == []
+
+
+@pytest.fixture
+def fake_tree(tmp_path: Path) -> Path:
+    root = tmp_path / "twinrun"
+    for package in ("record", "compare", "trainers"):
+        (root / package).mkdir(parents=True)
+        (root / package / "__init__.py").write_text("")
+    (root / "__init__.py").write_text("")
+    (root / "errors.py").write_text("")
+    (root / "record" / "runs.py").write_text("from twinrun.errors import X\n")
+    (root / "compare" / "runs.py").write_text("from ..record import runs\n")
+    (root / "trainers" / "loop.py").write_text("def f():\n    import twinrun.record.runs\n")
+    return root
+
+
+def test_controls_the_checks_catch_a_cycle_and_a_wrong_way_import(fake_tree: Path) -> None:
+    edges = package_edges(fake_tree)
+    assert set(edges) == {("record", "errors"), ("compare", "record"), ("trainers", "record")}
+    assert cycles(edges) == [] and layering_problems(edges) == []
+    # record reaching up into the trainers (inside a function, relatively): both checks object
+    (fake_tree / "record" / "trace.py").write_text("def g():\n    from ..trainers import loop\n")
+    (fake_tree / "trainers" / "loop.py").write_text("from twinrun.compare.runs import x\n")
+    edges = package_edges(fake_tree)
+    assert edges[("record", "trainers")] == ["record/trace.py:2"]
+    assert cycles(edges) == [["compare", "record", "trainers"]]
+    assert [p.split(" (")[0] for p in layering_problems(edges)] == [
+        "record imports trainers",
+        "trainers -> compare",
+    ]
+    assert cycles({("a", "b"): 1, ("b", "a"): 1, ("b", "c"): 1}) == [["a", "b"]]
