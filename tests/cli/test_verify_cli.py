@@ -244,3 +244,35 @@ def test_a_run_past_its_timeout_is_stopped_and_named(hanging_app: tuple[Path, Pa
     assert "Traceback" not in done.stderr
     assert _gone([int(p) for p in pids.read_text().split()])
     assert not (tmp_path / "w" / "run-2.out").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["bogus"], "twinrun: error: argument COMMAND: invalid choice: 'bogus'"),
+        (["--bogus"], "twinrun: error: unrecognized arguments: --bogus; see twinrun --help"),
+        (["compare", "a"], "twinrun compare: error: the following arguments are required: RUN_B;"),
+        (["compare", "a", "b", "--bogus"], "twinrun compare: error: unrecognized arguments: --bogus;"),
+        (["compare", "a", "b", "--atol", "x"], "twinrun compare: error: argument --atol: invalid float"),
+        (["verify", "--runs", "x", "app"], "twinrun verify: error: argument --runs: invalid int value"),
+        (["verify", "app", "--runs", "x"], "twinrun verify: error: argument --runs: invalid int value"),
+        (["verify", "app", "--timeout"], "twinrun verify: error: argument --timeout: expected one argument;"),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_2(argv: list[str], line: str, capsys) -> None:
+    from twinrun import cli
+
+    assert cli.main(argv) == 2
+    out, err = capsys.readouterr()
+    command = line.split(": error:")[0]
+    assert out == "" and err.startswith(line) and err.count("\n") == 1, err
+    assert err.endswith(f"; see {command} --help\n") and "usage:" not in err
+
+
+def test_help_is_still_the_full_page(capsys) -> None:
+    # The control for the one-line errors above: --help prints the whole page and exits 0.
+    from twinrun import cli
+
+    assert cli.main(["verify", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: twinrun verify") and "--timeout SECONDS" in out and "--ignore GLOB" in out
