@@ -340,6 +340,8 @@ def resolve_global(module: str, name: str) -> Any:
     if (module, name) in _compat_pickle.NAME_MAPPING:
         module, name = _compat_pickle.NAME_MAPPING[(module, name)]
     module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+    if module in ("posix", "nt"):  # os.system pickles as posix.system: name it as its users write it
+        module = "os"
     qualname = f"{module}.{name}"
     if module == "builtins":
         if name in _BUILTIN_TYPES:
