@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -128,3 +129,18 @@ def test_an_ignored_signal_stays_ignored() -> None:
             assert signal.getsignal(signal.SIGTERM) is processes._raise_terminated
     finally:
         signal.signal(signal.SIGHUP, previous)
+
+
+def test_a_second_signal_during_the_grace_period_kills_at_once(tmp_path: Path) -> None:
+    # The run ignores SIGTERM; a SIGTERM to verify meanwhile ends the 30 s grace period with SIGKILL.
+    code = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ready', flush=True); time.sleep(60)"
+    )
+    proc, _ = start(code, tmp_path)
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM))
+    started = time.monotonic()
+    with pytest.raises(processes.Terminated), processes.forwarded_signals():
+        timer.start()
+        processes.stop(proc, grace=30.0)
+    assert proc.returncode == -signal.SIGKILL and time.monotonic() - started < 10
