@@ -233,7 +233,8 @@ def run_failure_message(record: RunRecord, timeout: float | None = None) -> str:
 
 def check_timeout(timeout: float | None) -> float | None:
     """``--timeout``: None (no limit) or a number of seconds > 0."""
-    if timeout is not None and not (isinstance(timeout, int | float) and 0 < timeout < float("inf")):
+    number = isinstance(timeout, int | float) and not isinstance(timeout, bool)
+    if timeout is not None and not (number and 0 < timeout < float("inf")):
         shown = f"{timeout:g}" if isinstance(timeout, float) else repr(timeout)
         raise VerifyError(f"--timeout {shown}: give a number of seconds > 0")
     return timeout

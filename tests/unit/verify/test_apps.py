@@ -376,3 +376,17 @@ def test_cli_verify_is_registered() -> None:
     help_text = cli.build_parser().format_help()
     assert "verify" in help_text
     assert os.environ.get("TWINRUN_DEBUG") != "1"  # the one-line error paths above assume no debug mode
+
+
+@pytest.mark.parametrize("timeout", [True, 0, -1.0, float("nan"), float("inf"), "3"])
+def test_a_timeout_that_is_not_a_positive_number_is_refused(timeout: object, tmp_path: Path) -> None:
+    with pytest.raises(VerifyError, match=r"^--timeout .*: give a number of seconds > 0$"):
+        verify_app("no-such-app", timeout=timeout, workdir=tmp_path)  # type: ignore[arg-type]
+    assert not any(tmp_path.iterdir())  # refused before anything ran
+
+
+@pytest.mark.parametrize("timeout", [None, 1, 2.5])
+def test_a_positive_timeout_is_accepted(timeout: float | None) -> None:
+    from twinrun.verify.apps import check_timeout
+
+    assert check_timeout(timeout) == timeout
