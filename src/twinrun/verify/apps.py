@@ -176,19 +176,15 @@ def run_once(
         progress.write(f"{label} ...")
         progress.flush()
     started = time.perf_counter()
-    proc = None
     with output.open("wb") as out, processes.forwarded_signals():
         try:
             proc = processes.start(argv, out, env, cwd)
-            finished = processes.wait(proc, label, progress, timeout)
         except OSError as error:
-            if proc is not None:
-                processes.stop(proc)
-                raise
             raise VerifyError(f"{command.app} cannot be started ({error.strerror}): {argv[0]}") from None
+        try:
+            finished = processes.wait(proc, label, progress, timeout)
         except BaseException:  # Ctrl-C, SIGTERM, SIGHUP: do not leave the run behind
-            if proc is not None:
-                processes.stop(proc)
+            processes.stop(proc)
             _progress_end(progress, label, "stopped")
             raise
         if not finished:

@@ -390,3 +390,12 @@ def test_a_positive_timeout_is_accepted(timeout: float | None) -> None:
     from twinrun.verify.apps import check_timeout
 
     assert check_timeout(timeout) == timeout
+
+
+def test_an_app_that_cannot_be_started_is_one_line(tmp_path: Path) -> None:
+    command = AppCommand("ghost", (str(tmp_path / "no-such-binary"),), "console script")
+    with pytest.raises(VerifyError) as caught:
+        verify_app(command, workdir=tmp_path / "w")
+    assert (
+        str(caught.value) == f"ghost cannot be started (No such file or directory): {tmp_path}/no-such-binary"
+    )
