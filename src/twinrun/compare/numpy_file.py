@@ -46,8 +46,7 @@ class NumpyWeights(WeightsSource):
         region = self._regions[name]
         if isinstance(region, np.ndarray):
             return region[offset : offset + buffer.size]
-        region.readinto(offset, memoryview(buffer))
-        return buffer
+        return region.view(offset, buffer)
 
     def close(self) -> None:
         for f in self._files:

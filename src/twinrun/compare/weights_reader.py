@@ -1,10 +1,11 @@
 """Tensor files as lazy, byte-addressable sources of named tensors (plus the file's other values).
 
-``*.safetensors`` is validated with ``safetensors.safe_open`` and then read by byte ranges with plain file
-reads into a caller-provided buffer. Not through ``safe_open``'s memory map: every page of a map that has
-been touched counts in the process's resident set until the map closes, so reading a 1 GiB file through
-it grows RSS by 1 GiB (2 GiB for two runs), while ``readinto`` keeps memory at the size of the buffers
-whatever the size of the file. Torch files are read the same way, by the storages' byte ranges, after
+``*.safetensors`` is validated with ``safetensors.safe_open`` and then read by byte ranges, a window of
+at most one chunk at a time (:mod:`twinrun.compare.file_regions`). Not through ``safe_open``'s memory
+map of the whole file: every page of a map that has been touched counts in the process's resident set
+until the map closes, so reading a 1 GiB file through it grows RSS by 1 GiB (2 GiB for two runs), while
+windows keep memory at a few chunks whatever the size of the file. Torch files are read the same way,
+by the storages' byte ranges, after
 :mod:`twinrun.compare.torch_pickle` has rebuilt the pickle without running it. Neither needs torch: the
 CLI saves more than a second of start-up when it compares files that do not need it.
 """
@@ -19,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
-from twinrun.compare.file_regions import Region
+from twinrun.compare.file_regions import FileRegion, Region
 from twinrun.compare.object_tree import MemTensor, Tree
 from twinrun.compare.run_reader import RunDir, UnusableRunError
 from twinrun.compare.torch_pickle import TensorRef
@@ -106,7 +107,7 @@ class SafetensorsWeights(WeightsSource):
         except (ValueError, OSError) as exc:  # safe_open accepted it, so this is a race or a bug
             self._file.close()
             raise UnusableRunError(f"{shown}: unreadable safetensors header ({exc}); regenerate it") from None
-        self._data_start = 8 + header_len
+        self._data = FileRegion(self._file, 8 + header_len, path.stat().st_size - 8 - header_len, shown)
         self._offsets: dict[str, int] = {}
         metadata = header.pop("__metadata__", None) or {}
         self.leaves = {f"__metadata__/{k}": v for k, v in metadata.items()}
@@ -118,16 +119,7 @@ class SafetensorsWeights(WeightsSource):
             self._offsets[name] = begin
 
     def read(self, name: str, offset: int, buffer: np.ndarray) -> np.ndarray:
-        n = buffer.size
-        self._file.seek(self._data_start + self._offsets[name] + offset)
-        view = memoryview(buffer)
-        got = 0
-        while got < n:
-            count = self._file.readinto(view[got:])
-            if not count:
-                raise UnusableRunError(f"{self.shown} ended while reading {name}; the file was truncated")
-            got += count
-        return buffer
+        return self._data.view(self._offsets[name] + offset, buffer)
 
     def close(self) -> None:
         self._file.close()
@@ -169,6 +161,9 @@ class TreeWeights(WeightsSource):
         self._tensors = tree.tensors
         self._regions = regions
         self._strided: tuple[str, np.ndarray] | None = None  # the last non-contiguous tensor, gathered
+        self._strided_names = {
+            n for n, t in tree.tensors.items() if isinstance(t, TensorRef) and not t.contiguous
+        }
         for name, t in tree.tensors.items():
             size = t.numel * t.itemsize if isinstance(t, TensorRef) else t.data.size
             self.metas[name] = TensorMeta(t.dtype, t.shape, size)
@@ -177,11 +172,10 @@ class TreeWeights(WeightsSource):
         t = self._tensors[name]
         if isinstance(t, MemTensor):
             return t.data[offset : offset + buffer.size]
-        if not t.contiguous:
+        if name in self._strided_names:
             return self._gathered(name, t)[offset : offset + buffer.size]
         start = t.storage.offset + t.offset * t.itemsize + offset
-        self._regions[t.storage.key].readinto(start, memoryview(buffer))
-        return buffer
+        return self._regions[t.storage.key].view(start, buffer)
 
     def _gathered(self, name: str, t: TensorRef) -> np.ndarray:
         """A strided view's elements in order (views saved as such are small: gathered in memory)."""
