@@ -1,8 +1,9 @@
 """Figure 2: what the per-step trace costs, for each trainer at a realistic size.
 
 One ``train(cfg, run_dir)`` per trainer, with the trace switched on and off in blocks of ``BLOCK``
-optimizer steps: blocks come in pairs, one block runs the real ``TraceRecorder`` ("on", flushed at
-the block's end) and the other a recorder whose calls do nothing ("off"), the order alternating
+optimizer steps: blocks come in pairs, one block runs the real public ``Recorder`` ("on": its
+``before_step``/``after_step``, the path every client takes, flushed at the block's end) and the
+other a ``Recorder`` whose per-step calls do nothing ("off"), the order alternating
 from pair to pair. Neighbouring blocks of one process see the same machine, memory and caches, so
 pairs a fraction of a second apart are far less noisy than separate runs (measured on this 2-core
 VM: pairs of whole runs ranged over -20..+37%, pairs of whole epochs over -13..+26%).
@@ -18,8 +19,10 @@ after-effects), plus the block's flush time per step. The figures:
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 from benchmarks.common import (
@@ -29,7 +32,6 @@ from benchmarks.common import (
     compose,
     cycles,
     median,
-    patched_trace_recorder,
     percent_text,
     timed_train,
 )
@@ -50,40 +52,59 @@ def _traced(block: int) -> bool:
 
 
 def _alternating_class() -> type:
-    from twinrun.record.trace import TraceRecorder
+    from twinrun.record.recorder import Recorder
 
-    class Alternating(TraceRecorder):
-        """The real recorder in traced blocks, nothing at all in the others; own seconds per block."""
+    class Alternating(Recorder):
+        """The real Recorder in traced blocks, nothing at all in the others; own seconds per block."""
 
         seconds: defaultdict[int, float] = defaultdict(float)  # noqa: RUF012 - one class per call
         flushed: defaultdict[int, float] = defaultdict(float)  # noqa: RUF012
         step = 0
 
-        def before_step(self, step: int, epoch: int, indices: Any) -> None:
-            Alternating.step = step
-            if _traced(_block(step)):
-                start = time.perf_counter()
-                super().before_step(step, epoch, indices)
-                Alternating.seconds[_block(step)] += time.perf_counter() - start
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            untimed = self.trace.flush
 
-        def after_step(self, loss: float, model: Any, *, final: bool = False) -> None:
+            def flush() -> None:  # the trace's batched work, whoever calls it (fit, after_step)
+                start = time.perf_counter()
+                untimed()
+                elapsed = time.perf_counter() - start
+                Alternating.seconds[_block(Alternating.step)] += elapsed
+                Alternating.flushed[_block(Alternating.step)] += elapsed
+
+            self.trace.flush = flush  # type: ignore[method-assign]
+
+        def before_step(self, indices: Any = None, batch: Any = None, **kwargs: Any) -> None:
+            Alternating.step = kwargs["step"]
+            if _traced(_block(Alternating.step)):
+                start = time.perf_counter()
+                super().before_step(indices, batch, **kwargs)
+                Alternating.seconds[_block(Alternating.step)] += time.perf_counter() - start
+
+        def after_step(self, loss: Any) -> None:
             block = _block(Alternating.step)
             if _traced(block):
                 start, flushed = time.perf_counter(), Alternating.flushed[block]
-                super().after_step(loss, model, final=final)
+                super().after_step(loss)
                 nested = Alternating.flushed[block] - flushed  # counted by flush itself
                 Alternating.seconds[block] += time.perf_counter() - start - nested
                 if Alternating.step % BLOCK == 0:
-                    self.flush()  # the block's batched work belongs to the block
-
-        def flush(self) -> None:
-            start = time.perf_counter()
-            super().flush()
-            elapsed = time.perf_counter() - start
-            Alternating.seconds[_block(Alternating.step)] += elapsed
-            Alternating.flushed[_block(Alternating.step)] += elapsed
+                    self.trace.flush()  # the block's batched work belongs to the block
 
     return Alternating
+
+
+@contextlib.contextmanager
+def _patched_recorder(cls: type) -> Iterator[None]:
+    """Make ``fit`` record through ``cls`` instead of ``Recorder`` (this process only, for the block)."""
+    import twinrun.trainers.loop
+
+    original = twinrun.trainers.loop.Recorder
+    twinrun.trainers.loop.Recorder = cls  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        twinrun.trainers.loop.Recorder = original  # type: ignore[misc]
 
 
 def run(ctx: Context) -> list[Row]:
@@ -114,7 +135,7 @@ def _app_rows(ctx: Context, app: str) -> list[Row]:
     stamps: dict[int, tuple[int, float]] = {}  # step -> (epoch, time its iteration began)
     hooks = Hooks(before_step=[lambda c: stamps.__setitem__(c.step, (c.epoch, time.perf_counter()))])
     print(f"  trace {app}: {epochs} epochs in blocks of {BLOCK} steps, traced and untraced", flush=True)
-    with patched_trace_recorder(recorder):
+    with _patched_recorder(recorder):
         timed_train(app, cfg, ctx.scratch, hooks=hooks)
     own: dict[int, float] = recorder.seconds  # type: ignore[attr-defined]
     flushed: dict[int, float] = recorder.flushed  # type: ignore[attr-defined]

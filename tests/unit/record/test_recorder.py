@@ -1,4 +1,6 @@
 import json
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -166,3 +168,16 @@ def test_an_optimizer_of_another_model_is_refused(tmp_path) -> None:
     with pytest.raises(RecorderError, match="not the model's"):
         Recorder(tmp_path, nn.Linear(2, 1), other)
     Recorder(tmp_path, (model := nn.Linear(2, 1)), torch.optim.SGD(model.parameters(), lr=0.1))
+
+
+def test_the_recipe_in_the_docs_runs_and_twins_agree(tmp_path) -> None:
+    text = (Path(__file__).parents[3] / "docs" / "recorder.md").read_text()
+    recipe = re.search(r"Save as `train_plain.py`:\n\n```python\n(.*?)```", text, re.S)
+    assert recipe is not None, "docs/recorder.md lost its plain-loop recipe"
+    namespace: dict = {"__name__": "train_plain"}
+    exec(compile(recipe.group(1), "train_plain.py", "exec"), namespace)
+    namespace["main"](str(tmp_path / "a"))
+    namespace["main"](str(tmp_path / "b"))
+    namespace["main"](str(tmp_path / "c"), seed=1)
+    assert _rows(tmp_path / "a") == _rows(tmp_path / "b") != _rows(tmp_path / "c")
+    assert len(_rows(tmp_path / "a")) == 24
