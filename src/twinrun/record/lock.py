@@ -3,8 +3,8 @@
 Two trainings writing into one directory would leave a run whose config is one's and whose weights
 are the other's. ``run_dir_lock`` takes ``fcntl.flock`` on ``<run_dir>/.twinrun.lock`` (the kernel drops
 it when the holder dies, SIGKILL included) and records the holder's pid in it while held;
-``refuse_used_run_dir`` refuses a directory that already holds a finished or interrupted run unless the
-run resumes from it.
+``claim_run_dir`` refuses a directory that already holds a finished or interrupted run unless the
+run resumes from it, and removes what an interrupted writer left behind.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 from twinrun.record import runs
 from twinrun.record.runs import RunDirError
 
-__all__ = ["LOCK_FILE", "RunDirError", "refuse_used_run_dir", "run_dir_lock"]
+__all__ = ["LOCK_FILE", "RunDirError", "claim_run_dir", "run_dir_lock"]
 
 LOCK_FILE = ".twinrun.lock"
 _held: dict[Path, int] = {}  # run dirs this process holds, with a nesting count (flock is per open file)
@@ -33,9 +33,8 @@ def os_reason(exc: OSError) -> str:
 def run_dir_lock(run_dir: str | Path) -> Iterator[Path]:
     """Hold ``run_dir`` exclusively for the block; fail at once when another process holds it.
 
-    Nested use in one process (a Hydra shell and ``fit`` both locking) is allowed. Stale temporary files
-    of an interrupted writer are removed once the lock is held: nobody else can be writing them. Call
-    :func:`refuse_used_run_dir` under the lock once the config says whether the run resumes.
+    Nested use in one process (a Hydra shell and ``fit`` both locking) is allowed. Call
+    :func:`claim_run_dir` under the lock once the config says whether the run resumes.
     """
     run_dir = Path(run_dir)
     try:
@@ -65,7 +64,6 @@ def run_dir_lock(run_dir: str | Path) -> Iterator[Path]:
             _write_pid(fd, f"{os.getpid()}\n")
         _held[key] = 1
         try:
-            runs.remove_stale_temporaries(run_dir)
             yield run_dir
         finally:
             del _held[key]
@@ -75,10 +73,15 @@ def run_dir_lock(run_dir: str | Path) -> Iterator[Path]:
         os.close(fd)  # releases the lock
 
 
-def refuse_used_run_dir(run_dir: Path, resume_from: str | Path | None) -> None:
-    """A directory holding a finished or interrupted run is trained into again only to resume it."""
-    if resume_from and _inside(Path(str(resume_from)).expanduser(), run_dir):
-        return
+def claim_run_dir(run_dir: Path, resume_from: str | Path | None) -> None:
+    """Refuse a directory holding a finished or interrupted run unless the run resumes from it; then
+    delete the temporaries a killed writer left (call under :func:`run_dir_lock`: nobody else writes)."""
+    if not (resume_from and _inside(Path(str(resume_from)).expanduser(), run_dir)):
+        _refuse_used(run_dir)
+    runs.remove_stale_temporaries(run_dir)
+
+
+def _refuse_used(run_dir: Path) -> None:
     if (run_dir / runs.WEIGHTS).exists():
         what = f"a finished run ({runs.WEIGHTS})"
     elif any((run_dir / runs.CHECKPOINTS).glob("step-*.pt")):

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from twinrun.record import runs
-from twinrun.record.lock import LOCK_FILE, RunDirError, refuse_used_run_dir, run_dir_lock
+from twinrun.record.lock import LOCK_FILE, RunDirError, claim_run_dir, run_dir_lock
 
 HOLD = textwrap.dedent(
     """
@@ -71,25 +71,30 @@ def test_a_run_dir_that_cannot_be_created_is_one_line(tmp_path) -> None:
 
 
 def test_finished_and_interrupted_runs_are_refused_unless_resumed(tmp_path) -> None:
-    refuse_used_run_dir(tmp_path, None)  # empty: fine
+    claim_run_dir(tmp_path, None)  # empty: fine
     (tmp_path / runs.CHECKPOINTS).mkdir()
     (tmp_path / runs.CHECKPOINTS / "step-00000004.pt").write_bytes(b"")
     with pytest.raises(RunDirError, match=r"already holds an interrupted run .*training.resume_from="):
-        refuse_used_run_dir(tmp_path, None)
+        claim_run_dir(tmp_path, None)
     (tmp_path / runs.WEIGHTS).write_bytes(b"")
     with pytest.raises(RunDirError, match=r"already holds a finished run \(weights.safetensors\)") as error:
-        refuse_used_run_dir(tmp_path, tmp_path.parent / "elsewhere")  # resuming another run: refused
+        claim_run_dir(tmp_path, tmp_path.parent / "elsewhere")  # resuming another run: refused
     assert "\n" not in str(error.value)
-    refuse_used_run_dir(tmp_path, tmp_path)  # resuming this very run: allowed
-    refuse_used_run_dir(tmp_path, tmp_path / runs.CHECKPOINTS / "step-00000004.pt")
+    claim_run_dir(tmp_path, tmp_path)  # resuming this very run: allowed
+    claim_run_dir(tmp_path, tmp_path / runs.CHECKPOINTS / "step-00000004.pt")
 
 
-def test_stale_temporaries_are_removed_once_the_lock_is_held(tmp_path) -> None:
+def test_stale_temporaries_are_removed_when_the_run_dir_is_claimed(tmp_path) -> None:
     stale = [tmp_path / runs.CHECKPOINTS / ".step-00000005.pt.9wtm477f.tmp", tmp_path / ".trace.jsonl.x1.tmp"]
     kept = [tmp_path / runs.CHECKPOINTS / "step-00000004.pt", tmp_path / "notes.tmp", tmp_path / ".keep"]
     for path in stale + kept:
         path.parent.mkdir(exist_ok=True)
         path.write_bytes(b"x")
+    (tmp_path / runs.WEIGHTS).write_bytes(b"")  # a finished run: refused, and left as it was
+    with run_dir_lock(tmp_path), pytest.raises(RunDirError, match="finished run"):
+        claim_run_dir(tmp_path, None)
+    assert all(path.exists() for path in stale + kept)
     with run_dir_lock(tmp_path):
+        claim_run_dir(tmp_path, tmp_path)  # resumed in place: the temporaries go
         assert not any(path.exists() for path in stale)
         assert all(path.exists() for path in kept)

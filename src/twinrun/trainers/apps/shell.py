@@ -22,7 +22,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from twinrun.errors import TwinrunError, first_line
-from twinrun.record.lock import refuse_used_run_dir, run_dir_lock
+from twinrun.record.lock import claim_run_dir, run_dir_lock
 
 log = logging.getLogger("twinrun")
 Task = Callable[[DictConfig], None]
@@ -146,7 +146,7 @@ class RunDirLockCallback(Callback):
         # Hydra turns a callback's exception into a warning and runs the job anyway: exit here instead.
         try:
             self._held.enter_context(run_dir_lock(run_dir))
-            refuse_used_run_dir(run_dir, resume_from)
+            claim_run_dir(run_dir, resume_from)
         except TwinrunError as error:
             self._held.close()
             fail(str(error))
