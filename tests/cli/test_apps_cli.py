@@ -109,6 +109,9 @@ def test_offline_real_mnist_is_one_clear_line(run_script, tmp_path) -> None:
         env=offline,
     )
     assert done.returncode == 2
-    errors = [line for line in (done.stdout + done.stderr).splitlines() if "ERROR" in line or "Error" in line]
-    assert len(errors) == 1 and "data=synthetic" in errors[0] and "data.root" in errors[0]
-    assert "Traceback" not in done.stdout + done.stderr
+    # One line on stderr (stdout holds only the job's info lines), also kept in the job's log file.
+    errors = done.stderr.splitlines()
+    assert len(errors) == 1 and errors[0].startswith("vae-mnist: error: data=mnist is not under data.root=")
+    assert "data=synthetic" in errors[0]
+    assert "ERROR" not in done.stdout and "Traceback" not in done.stdout + done.stderr
+    assert errors[0].removeprefix("vae-mnist: error: ") in (tmp_path / "run" / "vae_mnist.log").read_text()

@@ -1,4 +1,4 @@
-"""A run killed mid-epoch (SIGKILL) resumes from its last checkpoint, bit for bit."""
+"""A run killed mid-epoch (SIGKILL) resumes in its own directory from its last checkpoint, bit for bit."""
 
 from __future__ import annotations
 
@@ -23,8 +23,10 @@ ARGS = [
 ]
 
 
-def test_sigkill_then_resume_matches_an_uninterrupted_run(run_script, tmp_path, twinrun_data_root) -> None:
-    killed, resumed, full = tmp_path / "killed", tmp_path / "resumed", tmp_path / "full"
+def test_sigkill_then_resume_in_place_matches_an_uninterrupted_run(
+    run_script, tmp_path, twinrun_data_root
+) -> None:
+    killed, full = tmp_path / "killed", tmp_path / "full"
     env = {**os.environ, "TWINRUN_DATA_ROOT": str(twinrun_data_root)}
     process = subprocess.Popen(
         [console_script("vae-mnist"), *ARGS, f"hydra.run.dir={killed}"],
@@ -39,11 +41,21 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(run_script, tmp_path, 
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (killed / "weights.safetensors").exists()  # it really died before the end
+    # What a SIGKILL in the middle of an atomic write leaves behind.
+    stale = killed / "checkpoints" / ".step-00000005.pt.9wtm477f.tmp"
+    stale.write_bytes(b"half a checkpoint")
 
-    done = run_script("vae-mnist", *ARGS, f"training.resume_from={killed}", f"hydra.run.dir={resumed}")
+    # Training into the interrupted run without resuming it would mix two runs: refused.
+    fresh = run_script("vae-mnist", *ARGS, f"hydra.run.dir={killed}")
+    assert fresh.returncode == 2 and len(fresh.stderr.splitlines()) == 1, fresh.stderr
+    assert f"{killed} already holds an interrupted run" in fresh.stderr
+    assert stale.exists()  # nothing was done to the run
+
+    done = run_script("vae-mnist", *ARGS, f"training.resume_from={killed}", f"hydra.run.dir={killed}")
     assert done.returncode == 0, done.stderr
-    assert "resumed from" in (resumed / "vae_mnist.log").read_text()
+    assert "resumed from" in (killed / "vae_mnist.log").read_text()
+    assert not list(killed.rglob("*.tmp"))  # the stale temporaries are gone
     assert run_script("vae-mnist", *ARGS, f"hydra.run.dir={full}").returncode == 0
-    report = compare_runs(full, resumed)
+    report = compare_runs(full, killed)
     for section in ("weights", "metrics", "trace", "config"):
         assert report.sections[section].status == "identical", section
