@@ -37,7 +37,7 @@ from twinrun.errors import first_line
 from twinrun.record import runs
 from twinrun.record.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from twinrun.record.determinism import draw_seed, enable_deterministic_mode, seed_everything
-from twinrun.record.lock import refuse_used_run_dir, run_dir_lock
+from twinrun.record.lock import claim_run_dir, run_dir_lock
 from twinrun.record.ops import OpRecorder, write_ops
 from twinrun.record.recorder import Recorder
 from twinrun.record.rng_state import capture_rng_state, restore_rng_state
@@ -148,7 +148,7 @@ def fit(
         stack.enter_context(distributed.rank_log(run_dir, app_name, world))
         cfg, seed = prepare_config(cfg)
         if world.is_main:
-            refuse_used_run_dir(run_dir, cfg.training.get("resume_from"))
+            claim_run_dir(run_dir, cfg.training.get("resume_from"))
         device = distributed.rank_device(world, resolve_device(cfg.device))
         stack.enter_context(distributed.process_group(world, device))
         # seed: null draws from OS entropy in each process; every rank must train with rank 0's.
