@@ -1,11 +1,17 @@
-"""Pictures a person would rather look at than numbers: digit grids and a confusion matrix."""
+"""Pictures a person would rather look at than numbers: digit grids, reconstructions beside their
+originals, the misclassified digits and a confusion matrix.
+
+Plain digit grids are pixels (PIL, exact); pictures with text are drawn by matplotlib (Agg backend,
+imported only here), so labels keep their spaces and the confusion matrix has a colour bar.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from twinrun.record.runs import atomic_path
 
@@ -31,41 +37,94 @@ def save_digit_grid(images: torch.Tensor, path: Path, nrow: int = 8, scale: int 
     _save_png(picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST), path)
 
 
-def save_labelled_grid(images: torch.Tensor, captions: list[str], path: Path, ncol: int = 8) -> None:
-    """Digits with a caption under each (e.g. ``true 7 -> 1``), for misclassified samples."""
-    cell_w, cell_h, scale = 84, 100, 3
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)  # no display; the same pixels on every machine with these fonts
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save_figure(fig: Any, path: Path) -> None:
+    plt = _pyplot()
+    try:
+        with atomic_path(path) as tmp:
+            # No timestamp or software metadata: twins write the same bytes.
+            fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
+    finally:
+        plt.close(fig)
+
+
+def _digits(images: torch.Tensor) -> Any:
+    """[N, 1, 28, 28] in [0, 1] -> one [H, W] array of digits side by side (for imshow)."""
+    from torchvision.utils import make_grid
+
+    grid = make_grid(images.detach().cpu().view(-1, 1, 28, 28), nrow=8, padding=2, pad_value=0.5)
+    return grid[0].numpy()
+
+
+def reconstructions_figure(originals: torch.Tensor, reconstructions: torch.Tensor) -> Any:
+    """Originals (left) beside their reconstructions (right), titled."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 4.6))
+    for axis, images, title in (
+        (axes[0], originals, "test digits"),
+        (axes[1], reconstructions, "reconstructions"),
+    ):
+        axis.imshow(_digits(images), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        axis.set_title(title)
+        axis.set_axis_off()
+    fig.suptitle("VAE: test digits and their reconstructions (same order)")
+    fig.tight_layout()
+    return fig
+
+
+def save_reconstructions(originals: torch.Tensor, reconstructions: torch.Tensor, path: Path) -> None:
+    _save_figure(reconstructions_figure(originals, reconstructions), path)
+
+
+def labelled_figure(images: torch.Tensor, captions: list[str], ncol: int = 8) -> Any:
+    """Digits with a caption over each (e.g. ``true 7, predicted 1``)."""
+    plt = _pyplot()
     rows = max(1, (len(captions) + ncol - 1) // ncol)
-    canvas = Image.new("L", (ncol * cell_w, rows * cell_h), color=255)
-    draw, font = ImageDraw.Draw(canvas), ImageFont.load_default()
-    for i, (image, caption) in enumerate(zip(images.detach().cpu(), captions, strict=True)):
-        x, y = (i % ncol) * cell_w, (i // ncol) * cell_h
-        digit = _to_pil(1.0 - image.view(1, 28, 28)).resize((28 * scale, 28 * scale), Image.NEAREST)
-        canvas.paste(digit, (x + (cell_w - digit.width) // 2, y + 2))
-        draw.text((x + 6, y + 28 * scale + 4), caption, fill=0, font=font)
-    _save_png(canvas, path)
+    fig, axes = plt.subplots(rows, ncol, figsize=(1.35 * ncol, 1.55 * rows + 0.5), squeeze=False)
+    for i, axis in enumerate(axes.flat):
+        axis.set_axis_off()
+        if i < len(captions):
+            axis.imshow(images[i].detach().cpu().view(28, 28).numpy(), cmap="gray_r", vmin=0, vmax=1)
+            axis.set_title(captions[i], fontsize=8)
+    fig.suptitle("misclassified test digits" if captions else "no misclassified test digits")
+    fig.tight_layout()
+    return fig
+
+
+def save_labelled_grid(images: torch.Tensor, captions: list[str], path: Path, ncol: int = 8) -> None:
+    _save_figure(labelled_figure(images, captions, ncol), path)
+
+
+def confusion_figure(matrix: torch.Tensor, title: str = "") -> Any:
+    """A [K, K] confusion matrix (rows: true class, columns: predicted) as a heat map with counts."""
+    plt = _pyplot()
+    k = matrix.shape[0]
+    counts = matrix.cpu().numpy()
+    share = counts / counts.sum(axis=1, keepdims=True).clip(min=1)
+    fig, axis = plt.subplots(figsize=(6.4, 5.6))
+    image = axis.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for t in range(k):
+        for p in range(k):
+            color = "white" if share[t, p] > 0.6 else "black"
+            axis.text(p, t, str(int(counts[t, p])), ha="center", va="center", fontsize=8, color=color)
+    axis.set_xticks(range(k))
+    axis.set_yticks(range(k))
+    axis.set_xlabel("predicted class")
+    axis.set_ylabel("true class")
+    axis.set_title(title or "confusion matrix")
+    bar = fig.colorbar(image, ax=axis, fraction=0.046)
+    bar.set_label("share of the true class")
+    fig.tight_layout()
+    return fig
 
 
 def save_confusion_matrix(matrix: torch.Tensor, path: Path, title: str = "") -> None:
-    """A heat map of a [K, K] confusion matrix (rows: true class, columns: predicted) with counts."""
-    k, cell, margin = matrix.shape[0], 40, 60
-    canvas = Image.new("RGB", (margin + k * cell + 10, margin + k * cell + 30), "white")
-    draw, font = ImageDraw.Draw(canvas), ImageFont.load_default()
-    row_totals = matrix.sum(dim=1, keepdim=True).clamp_min(1)
-    share = (matrix.float() / row_totals).tolist()
-    for t in range(k):
-        draw.text((margin - 18, margin + t * cell + 14), str(t), fill="black", font=font)
-        draw.text((margin + t * cell + 16, margin - 18), str(t), fill="black", font=font)
-        for p in range(k):
-            shade = int(255 * (1 - share[t][p]))
-            colour = (shade, shade, 255) if t == p else (255, shade, shade)
-            box = (
-                margin + p * cell,
-                margin + t * cell,
-                margin + (p + 1) * cell - 1,
-                margin + (t + 1) * cell - 1,
-            )
-            draw.rectangle(box, fill=colour, outline="lightgray")
-            draw.text((box[0] + 6, box[1] + 14), str(int(matrix[t, p])), fill="black", font=font)
-    draw.text((4, 4), title or "confusion matrix (rows: true, columns: predicted)", fill="black", font=font)
-    draw.text((4, margin + k * cell + 10), "true class down, predicted class across", fill="gray", font=font)
-    _save_png(canvas, path)
+    _save_figure(confusion_figure(matrix, title), path)

@@ -14,7 +14,12 @@ from torch.nn import functional as F
 
 from twinrun.record.determinism import make_generator
 from twinrun.trainers.data import Datasets, Split
-from twinrun.trainers.images import save_confusion_matrix, save_digit_grid, save_labelled_grid
+from twinrun.trainers.images import (
+    save_confusion_matrix,
+    save_digit_grid,
+    save_labelled_grid,
+    save_reconstructions,
+)
 from twinrun.trainers.models.cnn import CNNClassifier
 from twinrun.trainers.models.vae import VAE, vae_loss
 
@@ -69,7 +74,7 @@ class VAEObjective:
         originals = data.test.images[:64].to(device)
         recon, _, _ = model(originals)
         save_digit_grid(originals, images_dir / "originals.png")
-        save_digit_grid(recon, images_dir / "reconstructions.png")
+        save_reconstructions(originals, recon, images_dir / "reconstructions.png")
         # A private generator: drawing samples never moves the run's global RNG stream.
         z = torch.randn(64, model.latent_dim, generator=make_generator(seed, "samples")).to(device)
         save_digit_grid(model.decode(z), images_dir / "samples.png")
@@ -111,5 +116,5 @@ class ClassifierObjective:
         accuracy = (predicted == truth).float().mean().item()
         save_confusion_matrix(matrix, images_dir / "confusion_matrix.png", f"test accuracy {accuracy:.2%}")
         wrong = torch.nonzero(predicted != truth).flatten()[:64]
-        captions = [f"{int(truth[i])} -> {int(predicted[i])}" for i in wrong]
+        captions = [f"true {int(truth[i])}, predicted {int(predicted[i])}" for i in wrong]
         save_labelled_grid(data.test.images[wrong], captions, images_dir / "misclassified.png")
