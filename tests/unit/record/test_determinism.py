@@ -1,3 +1,4 @@
+import os
 import random
 
 import numpy as np
@@ -117,7 +118,7 @@ def test_each_stream_follows_the_seed(stream: str) -> None:
 
 @pytest.mark.parametrize("stream", ["python", "numpy"])
 def test_worker_seeding_seeds_each_stream_from_the_torch_seed(stream: str) -> None:
-    for torch_seed in (1234, 2**40 + 17):
+    for torch_seed in (1234, 2**32 + 5, 2**64 - 1):  # bit 32 set: the modulus must be exactly 2**32
         torch.manual_seed(torch_seed)
         for worker_id in (0, 1):  # the worker id plays no part: torch's per-worker seed already differs
             det.seed_worker(worker_id)
@@ -219,3 +220,24 @@ def test_deterministic_mode_off_clears_cudnn_deterministic(restored_switches) ->
     assert torch.backends.cudnn.benchmark is True  # switching off keeps the user's autotuning choice
     det.enable_deterministic_mode(True)
     assert torch.backends.cudnn.benchmark is False
+
+
+def test_draw_seed_covers_exactly_the_seed_range(monkeypatch) -> None:
+    # The largest value randbelow can return must be SEED_MAX itself (not one less, not one more).
+    monkeypatch.setattr(det.secrets, "randbelow", lambda n: n - 1)
+    assert det.draw_seed() == det.SEED_MAX
+
+
+def test_deterministic_mode_is_on_by_default(restored_switches) -> None:
+    torch.use_deterministic_algorithms(False)
+    det.enable_deterministic_mode()
+    assert det.determinism_flags()["deterministic_algorithms"] is True
+
+
+def test_deterministic_mode_sets_the_cublas_workspace_unless_the_user_did(monkeypatch, restored_switches):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    det.enable_deterministic_mode(True)
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == det.CUBLAS_WORKSPACE == ":4096:8"
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")
+    det.enable_deterministic_mode(True)
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"
