@@ -127,3 +127,12 @@ def test_template_project_that_forgot_to_seed_fails_both_twin_checks(pytester: p
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly", "-k", "twins")
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*AssertionError: twin runs differ:*", "*checkpoints/last.ckpt*"])
+
+
+def test_the_docs_recipe_is_the_tested_project() -> None:
+    from pathlib import Path
+
+    docs = (Path(__file__).parents[3] / "docs" / "pytest-plugin.md").read_text()
+    seeded = TRAIN_PY.replace("SEEDING", "torch.manual_seed(cfg.seed)")
+    for text in (INI, TRAIN_YAML, seeded, TEST_PY):
+        assert text in docs, text.splitlines()[0]
