@@ -60,3 +60,18 @@ def test_editing_model_conf_or_training_conf_changes_the_job_config(tmp_path) ->
     assert (
         compose_config("vae_mnist", config_dir=conf).training.batch_size == 128
     )  # the VAE's file is untouched
+
+
+def test_return_hydra_config_keeps_the_apps_hydra_node() -> None:
+    plain = compose_config("vae_mnist", ["seed=0"])
+    full = compose_config("vae_mnist", ["seed=0"], return_hydra_config=True)
+    assert "hydra" not in plain and list(full.hydra.overrides.task) == ["seed=0"]
+    assert not GlobalHydra.instance().is_initialized()
+
+
+def test_hydra_defaults_name_the_job_and_leave_no_global_hydra() -> None:
+    from twinrun.testing.compose import hydra_defaults
+
+    cfg = hydra_defaults("train")
+    assert list(cfg) == ["hydra"] and cfg.hydra.job.name == "train" and cfg.hydra.output_subdir == ".hydra"
+    assert not GlobalHydra.instance().is_initialized()
