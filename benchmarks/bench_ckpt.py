@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.bench_compare import _reset_peak_rss, _status_kib  # noqa: E402
+from benchmarks.bench_compare import _reset_peak_rss, _status_kib
 
 MiB = 1 << 20
 NAME = "last.ckpt"
@@ -49,7 +49,9 @@ def _checkpoint(run: Path, size_mb: float, tensor_mb: int, seed: int, bump_last:
         "state_dict": state,
         "optimizer_states": [{"state": {0: {"step": torch.tensor(1200.0)}}, "param_groups": [{"lr": 1e-3}]}],
         "loops": {"fit_loop": {"epoch_progress": {"total": {"ready": 3, "completed": 3}}}},
-        "callbacks": {"ModelCheckpoint{'monitor': 'val/loss'}": {"dirpath": str(run), "best_k_models": {best: 0.5}}},
+        "callbacks": {
+            "ModelCheckpoint{'monitor': 'val/loss'}": {"dirpath": str(run), "best_k_models": {best: 0.5}}
+        },
         "hyper_parameters": {"lr": 1e-3, "out": str(run)},
     }
 
@@ -113,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         t0 = time.perf_counter()
         command = [sys.executable, __file__, "--build", str(root), "--size-mb", str(args.size_mb)]
-        subprocess.run([*command, "--tensor-mb", str(args.tensor_mb), *(["--legacy"] * args.legacy)], check=True)
+        subprocess.run(
+            [*command, "--tensor-mb", str(args.tensor_mb), *(["--legacy"] * args.legacy)], check=True
+        )
         size = (root / "a" / NAME).stat().st_size
         print(f"built 3 checkpoints of {size / MiB:.0f} MiB in {time.perf_counter() - t0:.1f}s under {root}")
         print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}\n")

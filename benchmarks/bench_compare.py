@@ -4,8 +4,8 @@
 
 Builds two runs whose ``weights.safetensors`` hold ``--size-mb`` MiB of float32 tensors (at most
 ``--tensor-mb`` each), a bitwise-identical twin and a twin that differs in one element, plus the same
-state dicts saved course-style with ``torch.save`` (``trained_model.pt``). Each measurement runs in a
-fresh child process, so that its peak RSS (``ru_maxrss``) is its own:
+state dicts saved course-style with ``torch.save`` (``trained_model.pt``, in a sibling directory).
+Each measurement runs in a fresh child process, so that its peak RSS (``ru_maxrss``) is its own:
 
 * ``twinrun compare_runs``  -- ``twinrun.compare.runs.compare_runs(A, B)`` inside the child;
 * ``twinrun CLI``           -- ``python -m twinrun compare A B --json`` end to end (start-up included;
@@ -61,8 +61,8 @@ def _approach(approach: str, a: Path, b: Path) -> str:
     if approach == "twinrun":
         return compare_runs(a, b).verdict
     # The course's reproducibility_tester.py: load everything, zip the parameters, allclose.
-    sd_a = torch.load(a / COURSE, weights_only=True)
-    sd_b = torch.load(b / COURSE, weights_only=True)
+    sd_a = torch.load(_course(a) / COURSE, weights_only=True)
+    sd_b = torch.load(_course(b) / COURSE, weights_only=True)
     same = all(torch.allclose(x, y) for x, y in zip(sd_a.values(), sd_b.values(), strict=True))
     return "identical" if same else "different"
 
@@ -97,6 +97,12 @@ def _tensors(size_mb: float, tensor_mb: int, seed: int) -> dict[str, object]:
     return tensors
 
 
+def _course(run: Path) -> Path:
+    """Where the course-style copy of a run's weights lies: beside the run, not in it, since twinrun
+    compares every tensor file a run holds and would otherwise read both copies."""
+    return run.with_name(run.name + "_course")
+
+
 def _write(path: Path, tensors: dict[str, object]) -> None:
     import torch
 
@@ -104,7 +110,8 @@ def _write(path: Path, tensors: dict[str, object]) -> None:
 
     path.mkdir(parents=True)
     runs.write_weights(path, tensors)
-    torch.save(tensors, path / COURSE)
+    _course(path).mkdir()
+    torch.save(tensors, _course(path) / COURSE)
 
 
 def build(root: Path, size_mb: int, tensor_mb: int, all_differ: bool) -> dict[str, Path]:
@@ -115,6 +122,7 @@ def build(root: Path, size_mb: int, tensor_mb: int, all_differ: bool) -> dict[st
     dirs = {name: root / name for name in ("a", "same", "one", "all")}
     _write(dirs["a"], tensors)
     shutil.copytree(dirs["a"], dirs["same"])
+    shutil.copytree(_course(dirs["a"]), _course(dirs["same"]))
     last = list(tensors)[-1]
     tensors[last].view(torch.int32)[-1] ^= 1  # type: ignore[attr-defined]  # one element, 1 ULP, at the end
     _write(dirs["one"], tensors)
