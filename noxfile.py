@@ -436,3 +436,16 @@ def bench(session: nox.Session) -> None:
     """``python -m benchmarks`` (-- ARGS to it); the test extra, since two parts run pytest."""
     _install_project(session, "test")
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+# mutmut 3 (trampolines, one fork per mutant) pinned: its mutant names key tests/mutation/survivors.md.
+MUTMUT = "mutmut==3.8.1"
+
+
+@nox.session
+def mutation(session: nox.Session) -> None:
+    """Mutation testing of the verification core (``tools/mutation.py``; -- SCOPES / --fail-under N)."""
+    if not _no_venv(session):
+        _install_project(session, "test")
+        session.install(MUTMUT)
+    session.run("python", "tools/mutation.py", *session.posargs)

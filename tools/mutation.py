@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         with open(step_summary, "a") as out:
             out.write(report)
     if score < args.fail_under or unexplained:
-        print(f"mutation: score {score:.1f}% (target {args.fail_under}%), {unexplained} unexplained survivor(s)")
+        print(f"mutation: score {score:.1f}% (target {args.fail_under}%), {unexplained} unexplained")
         return 1
     return 0
 
