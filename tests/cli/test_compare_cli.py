@@ -291,3 +291,17 @@ def test_both_subcommands_are_registered() -> None:
     parser = cli.build_parser()
     choices = next(a for a in parser._actions if a.dest == "command").choices
     assert set(choices) == {"compare", "verify"}
+
+
+def test_ignore_flag_is_repeatable(twins: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    a, b = twins
+    (b / "debug.txt").write_text("x")
+    (b / "profile").mkdir()
+    (b / "profile" / "trace.html").write_text("<html>")
+    done = in_process(capsys, "compare", a, b)
+    assert done.returncode == 1 and "debug.txt  [bytes]  only in RUN_B" in done.stdout
+    done = in_process(capsys, "compare", a, b, "--ignore", "*.txt", "--ignore", "profile/")
+    assert done.returncode == 0, done.stdout
+    assert (
+        "debug.txt  [ignored]  ignored: matches *.txt" in done.stdout and "profile/  [ignored]" in done.stdout
+    )
