@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from twinrun.compare.report_model import DIFFERENT, IDENTICAL, Divergence, TraceSection
+from twinrun.compare.report_model import DIFFERENT, IDENTICAL, Divergence, TraceSection, plural
 from twinrun.compare.sections import as_decimal
 
 CONFIGURATION = "configuration"
@@ -113,7 +113,7 @@ def trace_section(
     """The trace section's verdict line; the details live in the top-level divergence."""
     sec = TraceSection(steps_a=len(rows_a), steps_b=len(rows_b))
     if div is None:  # find_divergence found every row equal and the lengths too
-        sec.status, sec.summary = IDENTICAL, f"{len(rows_a)} steps identical"
+        sec.status, sec.summary = IDENTICAL, f"{plural(len(rows_a), 'step')} identical"
     else:
         sec.status, sec.summary = DIFFERENT, f"diverges at {div.where}"
     return sec
