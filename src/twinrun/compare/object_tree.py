@@ -19,6 +19,12 @@ from typing import Any
 from twinrun.compare.torch_pickle import Placeholder, StorageRef, TensorRef, storage_tensor
 
 _MODULE_KEYS = frozenset({"_parameters", "_buffers", "_modules"})
+MAX_PARTS = 5_000_000  # tensors and values one file may hold: a pickle of shared tuples nested 30 deep
+# (10 ** 30 paths, a few hundred bytes of file) must end with a message, not exhaust memory
+
+
+class TooManyPartsError(ValueError):
+    """The object holds more than MAX_PARTS tensors and values."""
 
 
 @dataclass(frozen=True)
@@ -91,8 +97,12 @@ def flatten(
     seen: dict[int, str] = {}
     # (path, object, module prefix): a prefix (str) marks a module whose children are named with dots.
     stack: list[tuple[str, Any, str | None]] = [("", obj, None)]
+    visited = 0
     while stack:
         path, value, prefix = stack.pop()
+        visited += 1
+        if visited > MAX_PARTS:
+            raise TooManyPartsError(f"more than {MAX_PARTS} values")
         children: list[tuple[str, Any, str | None]] = []
         if prefix is not None:  # a pickled nn.Module
             if prefix and id(value) in seen:
@@ -112,11 +122,9 @@ def flatten(
             tree.put(path, bytes(value))
         elif isinstance(value, type):
             tree.put(path, Global(getattr(value, "qualname", f"{value.__module__}.{value.__qualname__}")))
-        elif isinstance(value, tuple):
-            if not value:
-                tree.put(path, Empty("tuple"))
-            children += [(join(path, str(i)), v, None) for i, v in enumerate(value)]
-        elif isinstance(value, dict | list | set | frozenset | Placeholder):
+        elif isinstance(value, tuple) and not value:
+            tree.put(path, Empty("tuple"))
+        elif isinstance(value, tuple | dict | list | set | frozenset | Placeholder):
             if id(value) in seen:
                 tree.put(path, Ref(seen[id(value)]))
                 continue
@@ -137,7 +145,7 @@ def _container_children(
 ) -> None:
     if isinstance(value, set | frozenset):
         tree.put(path, frozenset(norm(v) if isinstance(v, str) else repr(v) for v in value))
-    elif isinstance(value, list):
+    elif isinstance(value, list | tuple):
         if not value:
             tree.put(path, Empty("list"))
         out += [(join(path, str(i)), v, None) for i, v in enumerate(value)]

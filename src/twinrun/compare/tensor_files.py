@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from twinrun.compare.object_tree import Global, MemTensor, flatten
+from twinrun.compare.object_tree import Global, MemTensor, TooManyPartsError, flatten
 from twinrun.compare.report_model import WeightsSection
 from twinrun.compare.run_reader import UnusableRunError
 from twinrun.compare.torch_file import NotATensorFileError, open_torch_file, unreadable
@@ -91,6 +91,11 @@ def _open_torch(
         ) from None
     try:
         tree = flatten(torch_file.obj, normalize)
+    except TooManyPartsError as exc:
+        torch_file.close()
+        raise UnusableRunError(
+            f"{shown} holds {exc}; it is not a file of weights twinrun can compare"
+        ) from None
     except BaseException:
         torch_file.close()
         raise

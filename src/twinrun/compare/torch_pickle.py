@@ -114,8 +114,8 @@ _REFUSED_NAMES = frozenset(
 )
 _REFUSED_PREFIXES = ("torch.hub.", "torch.package.", "numpy.testing.", "numpy.f2py.", "numpy.distutils.")
 # Builtins that are plain value types: rebuilt as themselves.
-_BUILTIN_TYPES = {t.__name__: t for t in (set, frozenset, complex, bytearray, bytes, slice, bool, int, float)}
-_BUILTIN_TYPES.update({"str": str, "tuple": tuple, "list": list, "dict": dict, "range": range})
+_BUILTIN_TYPES: dict[str, Any] = {t.__name__: t for t in (set, frozenset, complex, slice, bool, int, float)}
+_BUILTIN_TYPES.update({"str": str, "tuple": tuple, "list": list, "dict": dict})
 
 # Legacy typed storages (``torch.FloatStorage``) -> dtype of their elements.
 STORAGE_DTYPES = {
@@ -308,6 +308,19 @@ def _codecs_encode(text: Any, encoding: str = "utf-8") -> bytes:
         raise RefusedPickleError(f"_codecs.encode with {encoding!r}")
     return text.encode("latin1")
 
+
+def _byte_string(kind: type) -> Any:
+    """``bytes``/``bytearray`` from text or bytes only: ``bytearray(10**10)`` would be a memory bomb."""
+
+    def build(source: Any = b"", *encoding: Any) -> Any:
+        if not isinstance(source, str | bytes | bytearray):
+            raise pickle.UnpicklingError(f"{kind.__name__} of a {type(source).__name__}")
+        return kind(source, *encoding) if isinstance(source, str) else kind(source)
+
+    return build
+
+
+_BUILTIN_TYPES.update(bytes=_byte_string(bytes), bytearray=_byte_string(bytearray))
 
 _REBUILDERS: dict[str, Any] = {
     "torch._utils._rebuild_tensor": _rebuild_tensor,

@@ -341,3 +341,13 @@ def test_a_bin_of_another_format_says_so(tmp_path: Path) -> None:
     (tmp_path / "vocab.bin").write_bytes(b"\x00\x01 not a torch file at all")
     with pytest.raises(NotATensorFileError, match=r"not a torch\.save file"):
         _cmp(tmp_path / "vocab.bin", tmp_path / "vocab.bin")
+
+
+def test_a_file_with_too_many_values_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from twinrun.compare import object_tree
+
+    path = _save({"values": list(range(100))}, tmp_path / "many.pt")
+    assert _cmp(path, path).status == IDENTICAL  # control
+    monkeypatch.setattr(object_tree, "MAX_PARTS", 50)
+    with pytest.raises(UnusableRunError, match=r"many\.pt holds more than 50 values"):
+        _cmp(path, path)

@@ -148,3 +148,27 @@ def test_damaged_pickles_are_not_refusals(tmp_path: Path) -> None:
     with pytest.raises(UnusableRunError, match="truncated or corrupt") as info:
         _read(tmp_path / "f.pt")
     assert "weights_only" not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_memory_bombs_are_refused_cheaply() -> None:
+    big_bytearray = b"\x80\x02c__builtin__\nbytearray\nJ\x00\x00\x00\x40\x85R."  # bytearray(2**30)
+    with pytest.raises(pickle.UnpicklingError, match="bytearray of a int"):
+        unpickle(big_bytearray, {})
+    assert unpickle(pickle.dumps(bytearray(b"ab"), protocol=2), {}) == bytearray(b"ab")  # control
+    big_range = b"\x80\x02c__builtin__\nlist\nc__builtin__\nrange\nJ\x00\x00\x00\x40\x85R\x85R."
+    with pytest.raises(TypeError):  # range is a placeholder: list() of it builds nothing
+        unpickle(big_range, {})
+
+
+def test_shared_tuples_nested_deep_are_walked_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from twinrun.compare import object_tree
+
+    bomb: tuple = (1.5,)
+    for _ in range(40):
+        bomb = (bomb,) * 10  # 10 ** 40 paths, a few hundred bytes pickled
+    torch.save({"w": torch.ones(1), "bomb": bomb}, tmp_path / "b.pt")
+    tree = flatten(_read(tmp_path / "b.pt"))
+    assert len(tree.leaves) < 500 and tree.leaves["bomb/0/1"].path == "bomb/0/0"
+    monkeypatch.setattr(object_tree, "MAX_PARTS", 50)  # and a bound on what one file may hold
+    with pytest.raises(object_tree.TooManyPartsError):
+        flatten(_read(tmp_path / "b.pt"))
