@@ -138,6 +138,8 @@ class RunDirLockCallback(Callback):
         self._held = contextlib.ExitStack()
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 holds the run directory (as in fit)
+            return
         run_dir = Path(str(OmegaConf.select(config, "hydra.run.dir"))).absolute()
         try:
             resume_from = OmegaConf.select(config, "training.resume_from", default=None)
