@@ -11,11 +11,13 @@ ends cycles. Strings and string keys go through ``normalize`` (a run's own direc
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from twinrun.compare.report_model import Mismatch, WeightsSection
 from twinrun.compare.torch_pickle import Placeholder, StorageRef, TensorRef, storage_tensor
 
 _MODULE_KEYS = frozenset({"_parameters", "_buffers", "_modules"})
@@ -214,3 +216,30 @@ def leaf_key(value: Any) -> tuple[Any, ...]:
     if isinstance(value, complex):
         return ("complex", struct.pack("<dd", value.real, value.imag))
     return (type(value).__name__, value)
+
+
+def compare_leaves(
+    la: dict[str, object], lb: dict[str, object], named: Callable[[str], str], sec: WeightsSection
+) -> None:
+    """Non-tensor values compared exactly (floats by their bits)."""
+    sec.leaves_only_in_a = [named(k) for k in la if k not in lb]
+    sec.leaves_only_in_b = [named(k) for k in lb if k not in la]
+    for key, va in la.items():
+        if key not in lb:
+            continue
+        sec.leaves_compared += 1
+        vb = lb[key]
+        if leaf_key(va) != leaf_key(vb):
+            sec.leaf_mismatches.append(Mismatch(named(key), shown_leaf(va), shown_leaf(vb)))
+
+
+def shown_leaf(value: object, limit: int = 200) -> object:
+    """A leaf as a report shows it: numbers as they are, long text shortened (its length shown)."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, bytes):
+        if len(value) <= 32:
+            return f"bytes {value.hex()}"
+        return f"{len(value)} bytes, sha256 {hashlib.sha256(value).hexdigest()[:16]}"
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"

@@ -27,146 +27,33 @@ import pickle
 from dataclasses import dataclass
 from typing import IO, Any
 
+from twinrun.compare.torch_dtypes import ELEMENT_SIZES, STORAGE_DTYPES
+
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C  # first pickle of a legacy torch file
 PROTOCOL_VERSION = 1001
 
 # Modules whose every name is code, never data (first component of the module path).
-_REFUSED_MODULES = frozenset(
-    [
-        "os",
-        "posix",
-        "nt",
-        "posixpath",
-        "ntpath",
-        "subprocess",
-        "_posixsubprocess",
-        "sys",
-        "importlib",
-        "runpy",
-        "shutil",
-        "socket",
-        "_socket",
-        "ssl",
-        "ctypes",
-        "_ctypes",
-        "pty",
-        "code",
-        "codeop",
-        "marshal",
-        "pickle",
-        "_pickle",
-        "multiprocessing",
-        "webbrowser",
-        "signal",
-        "asyncio",
-        "http",
-        "urllib",
-        "ftplib",
-        "smtplib",
-        "telnetlib",
-        "tempfile",
-        "pdb",
-        "bdb",
-        "timeit",
-        "cProfile",
-        "profile",
-        "trace",
-        "threading",
-        "_thread",
-        "gc",
-        "inspect",
-        "select",
-        "mmap",
-        "fcntl",
-        "resource",
-        "io",
-        "_io",
-        "zipimport",
-        "pkgutil",
-        "site",
-        "sysconfig",
-        "glob",
-        "fileinput",
-        "_winapi",
-        "winreg",
-    ]
-)
-_REFUSED_NAMES = frozenset(
-    {
-        "types.FunctionType",
-        "types.LambdaType",
-        "types.CodeType",
-        "types.MethodType",
-        "types.ModuleType",
-        "types.BuiltinFunctionType",
-        "operator.attrgetter",
-        "operator.methodcaller",
-        "functools.reduce",
-        "torch.load",
-        "torch.serialization.load",
-        "torch.jit.load",
-        "torch.hub.load",
-        "torch.storage._load_from_bytes",
-        "numpy.load",
-        "numpy.loadtxt",
-        "numpy.fromfile",
-    }
-)
+# fmt: off
+_REFUSED_MODULES = frozenset((
+    "asyncio", "bdb", "code", "codeop", "cProfile", "_ctypes", "ctypes", "fcntl", "fileinput",
+    "ftplib", "gc", "glob", "http", "importlib", "inspect", "io", "_io", "marshal", "mmap",
+    "multiprocessing", "nt", "ntpath", "os", "pdb", "_pickle", "pickle", "pkgutil", "posix",
+    "posixpath", "_posixsubprocess", "profile", "pty", "resource", "runpy", "select", "shutil",
+    "signal", "site", "smtplib", "_socket", "socket", "ssl", "subprocess", "sys", "sysconfig",
+    "telnetlib", "tempfile", "_thread", "threading", "timeit", "trace", "urllib", "webbrowser",
+    "_winapi", "winreg", "zipimport",
+))
+_REFUSED_NAMES = frozenset((
+    "functools.reduce", "numpy.fromfile", "numpy.load", "numpy.loadtxt", "operator.attrgetter",
+    "operator.methodcaller", "torch.hub.load", "torch.jit.load", "torch.load",
+    "torch.serialization.load", "torch.storage._load_from_bytes", "types.BuiltinFunctionType",
+    "types.CodeType", "types.FunctionType", "types.LambdaType", "types.MethodType", "types.ModuleType",
+))
+# fmt: on
 _REFUSED_PREFIXES = ("torch.hub.", "torch.package.", "numpy.testing.", "numpy.f2py.", "numpy.distutils.")
 # Builtins that are plain value types: rebuilt as themselves.
 _BUILTIN_TYPES: dict[str, Any] = {t.__name__: t for t in (set, frozenset, complex, slice, bool, int, float)}
 _BUILTIN_TYPES.update({"str": str, "tuple": tuple, "list": list, "dict": dict})
-
-# Legacy typed storages (``torch.FloatStorage``) -> dtype of their elements.
-STORAGE_DTYPES = {
-    "DoubleStorage": "float64",
-    "FloatStorage": "float32",
-    "HalfStorage": "float16",
-    "LongStorage": "int64",
-    "IntStorage": "int32",
-    "ShortStorage": "int16",
-    "CharStorage": "int8",
-    "ByteStorage": "uint8",
-    "BoolStorage": "bool",
-    "BFloat16Storage": "bfloat16",
-    "ComplexDoubleStorage": "complex128",
-    "ComplexFloatStorage": "complex64",
-    "QInt8Storage": "qint8",
-    "QInt32Storage": "qint32",
-    "QUInt8Storage": "quint8",
-    "QUInt4x2Storage": "quint4x2",
-    "QUInt2x4Storage": "quint2x4",
-    "UntypedStorage": "uint8",
-}
-# Bytes per element of every torch dtype a file can name.
-ELEMENT_SIZES = {
-    **dict.fromkeys(("float64", "int64", "uint64", "complex64"), 8),
-    **dict.fromkeys(("float32", "int32", "uint32", "qint32", "complex32", "bcomplex32"), 4),
-    **dict.fromkeys(("float16", "bfloat16", "int16", "uint16", "bits16"), 2),
-    "complex128": 16,
-    **dict.fromkeys(
-        [
-            "int8",
-            "uint8",
-            "bool",
-            "qint8",
-            "quint8",
-            "quint4x2",
-            "quint2x4",
-            "float8_e4m3fn",
-            "float8_e5m2",
-            "float8_e4m3fnuz",
-            "float8_e5m2fnuz",
-            "float8_e8m0fnu",
-            "float4_e2m1fn_x2",
-            "bits8",
-            "bits1x8",
-            "bits2x4",
-            "bits4x2",
-        ],
-        1,
-    ),
-}
 
 
 class RefusedPickleError(Exception):

@@ -9,12 +9,9 @@ comparisons at 4-9 GB/s. torch is imported only for the dtypes numpy lacks (bflo
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
-
 import numpy as np
 
-from twinrun.compare.object_tree import leaf_key
+from twinrun.compare.object_tree import compare_leaves
 from twinrun.compare.report_model import (
     DIFFERENT,
     IDENTICAL,
@@ -252,7 +249,7 @@ def compare_weights(
         if diff is not None:
             diff.name = named(name)
             sec.differing.append(diff)
-    _compare_leaves(a.leaves, b.leaves, named, sec)
+    compare_leaves(a.leaves, b.leaves, named, sec)
     leaves_differ = sec.leaf_mismatches or sec.leaves_only_in_a or sec.leaves_only_in_b
     differs = sec.architecture_differs or sec.dtype_mismatches or sec.differing or leaves_differ
     sec.status = DIFFERENT if differs else IDENTICAL
@@ -262,33 +259,6 @@ def compare_weights(
         )
     sec.summary = _summary(sec)
     return sec
-
-
-def _compare_leaves(
-    la: dict[str, object], lb: dict[str, object], named: Callable[[str], str], sec: WeightsSection
-) -> None:
-    """Non-tensor values compared exactly (floats by their bits)."""
-    sec.leaves_only_in_a = [named(k) for k in la if k not in lb]
-    sec.leaves_only_in_b = [named(k) for k in lb if k not in la]
-    for key, va in la.items():
-        if key not in lb:
-            continue
-        sec.leaves_compared += 1
-        vb = lb[key]
-        if leaf_key(va) != leaf_key(vb):
-            sec.leaf_mismatches.append(Mismatch(named(key), shown_leaf(va), shown_leaf(vb)))
-
-
-def shown_leaf(value: object, limit: int = 200) -> object:
-    """A leaf as a report shows it: numbers as they are, long text shortened (its length shown)."""
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    if isinstance(value, bytes):
-        if len(value) <= 32:
-            return f"bytes {value.hex()}"
-        return f"{len(value)} bytes, sha256 {hashlib.sha256(value).hexdigest()[:16]}"
-    text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _names(names: list[str], limit: int = 3) -> str:

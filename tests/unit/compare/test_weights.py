@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from twinrun.compare import weights as weights_compare
+from twinrun.compare.object_tree import shown_leaf
 from twinrun.compare.report_model import DIFFERENT, IDENTICAL
-from twinrun.compare.weights import compare_weights, shown_leaf
+from twinrun.compare.weights import compare_weights
 from twinrun.compare.weights_reader import TensorDictWeights
 
 
