@@ -104,6 +104,8 @@ def _open_zip(file: IO[bytes], size: int, shown: str) -> TorchFile:
         raise UnusableRunError(f"{shown} was saved big-endian; re-save it on a little-endian machine")
     storages: dict[str, StorageRef] = {}
     obj = unpickle(archive.read(pickles[0]), storages)
+    for name in names - {f"{prefix}data/{key}" for key in storages}:
+        archive.read(name)  # every other record (version, byteorder ...) checked against its CRC
     regions: dict[str, Region] = {}
     for key, storage in storages.items():
         try:

@@ -351,3 +351,17 @@ def test_a_file_with_too_many_values_is_one_line(tmp_path: Path, monkeypatch: py
     monkeypatch.setattr(object_tree, "MAX_PARTS", 50)
     with pytest.raises(UnusableRunError, match=r"many\.pt holds more than 50 values"):
         _cmp(path, path)
+
+
+def test_a_damaged_small_record_of_a_torch_zip_is_unusable(tmp_path: Path) -> None:
+    path = _save({"w": torch.ones(3)}, tmp_path / "f.pt")
+    good = _save({"w": torch.ones(3)}, tmp_path / "g.pt")
+    data = bytearray(path.read_bytes())
+    at = data.index(b"ZZZZ", data.index(b"serialization_id"))  # torch pads records to 64 bytes with Z
+    while data[at] == ord("Z"):
+        at += 1  # the record's own bytes (digits) start here
+    assert _cmp(good, path).status == IDENTICAL  # control: undamaged
+    data[at] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(UnusableRunError, match="truncated or corrupt"):
+        _cmp(good, path)
