@@ -19,6 +19,7 @@ from twinrun.compare.report_model import (
     WeightsSection,
     describe_tensor_diff,
     plural,
+    show_value,
 )
 
 if TYPE_CHECKING:
@@ -57,6 +58,10 @@ def merge(files: list[str], sections: Iterable[WeightsSection]) -> TensorsSectio
         out.shape_mismatches += s.shape_mismatches
         out.differing += s.differing
         out.notes += s.notes
+        out.leaves_compared += s.leaves_compared
+        out.leaf_mismatches += s.leaf_mismatches
+        out.leaves_only_in_a += s.leaves_only_in_a
+        out.leaves_only_in_b += s.leaves_only_in_b
         out.atol, out.rtol = s.atol, s.rtol
         if s.close is not None:
             out.close = s.close if out.close is None else out.close and s.close
@@ -81,6 +86,11 @@ def tensors_summary(sec: TensorsSection, differing_files: list[str]) -> str:
     elif sec.shape_mismatches or sec.dtype_mismatches:
         m: Mismatch = (sec.shape_mismatches + sec.dtype_mismatches)[0]
         first = f"{m.name}: {m.a} vs {m.b}"
+    elif sec.leaf_mismatches:
+        m = sec.leaf_mismatches[0]
+        first = f"{m.name}: {show_value(m.a)} vs {show_value(m.b)}"
+    elif sec.leaves_only_in_a or sec.leaves_only_in_b:
+        first = f"value in one run only: {', '.join((sec.leaves_only_in_a + sec.leaves_only_in_b)[:2])}"
     elif sec.notes:
         first = sec.notes[0]
     return f"{first}; {len(differing_files)} of {plural(len(sec.files), 'file')} differ, {tensors}"

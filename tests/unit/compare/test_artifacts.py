@@ -208,3 +208,21 @@ def test_files_section_kinds_and_verdicts(twins: tuple[Path, Path]) -> None:
     assert verdicts[".hydra/overrides.yaml"] == ("config", IDENTICAL)  # hydra.run.dir differs: volatile
     assert verdicts["images/samples.png"] == ("image", IDENTICAL)  # other bytes, same pixels
     assert report.sections["files"].status == DIFFERENT
+
+
+def test_a_checkpoint_value_that_differs_is_named_in_the_tensors_summary(twins: tuple[Path, Path]) -> None:
+    """Non-tensor leaves (a Lightning checkpoint's epoch) reach the merged tensors section."""
+    import torch
+
+    a, b = twins
+    state = {"state_dict": {"w": torch.ones(3)}, "epoch": 0, "global_step": 4}
+    for run, epoch in ((a, 0), (b, 1)):
+        (run / "checkpoints").mkdir(exist_ok=True)
+        torch.save({**state, "epoch": epoch}, run / "checkpoints" / "last.ckpt")
+    report = compare_runs(a, b)
+    section = report.sections["tensors"]
+    assert section.status == DIFFERENT and report.exit_code == 1
+    assert [m.name for m in section.leaf_mismatches] == ["checkpoints/last.ckpt: epoch"]
+    assert section.summary.startswith("checkpoints/last.ckpt: epoch: 0 vs 1;")
+    torch.save({**state, "epoch": 0}, b / "checkpoints" / "last.ckpt")  # control: the same values
+    assert compare_runs(a, b).sections["tensors"].status == IDENTICAL
