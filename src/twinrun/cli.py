@@ -1,4 +1,5 @@
-"""twinrun's command line: ``twinrun compare RUN_A RUN_B`` and ``twinrun verify`` (from ``cli_verify``).
+"""twinrun's command line: ``twinrun compare RUN_A RUN_B``, ``twinrun verify`` (:mod:`twinrun.verify.cli`) and
+``twinrun explain`` (:mod:`twinrun.verify.explain_cli`).
 
 Each subcommand is a function ``add_parser(subparsers)`` that registers its parser and sets
 ``handler=<fn(args) -> int>``; :data:`SUBCOMMANDS` lists them. Errors of the ``TwinrunError`` family
@@ -18,6 +19,7 @@ from typing import Any, NoReturn
 from twinrun import __version__
 from twinrun.errors import TwinrunError
 from twinrun.verify.cli import add_parser as add_verify_parser
+from twinrun.verify.explain_cli import add_parser as add_explain_parser
 from twinrun.verify.processes import Terminated
 
 PROG = "twinrun"
@@ -80,6 +82,11 @@ def add_compare_parser(subparsers: Subparsers) -> None:
         "and lock files, .submitit/, wandb/, mlruns/ and [tool.twinrun] ignore in ./pyproject.toml",
     )
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colored text report")
+    p.add_argument(
+        "--html",
+        metavar="REPORT.html",
+        help="also write a self-contained HTML report (curves, divergence, heat map, pictures)",
+    )
     p.set_defaults(handler=run_compare)
 
 
@@ -102,12 +109,18 @@ def run_compare(args: argparse.Namespace) -> int:
         text = render_markdown(report)
     else:
         text = render_text(report, color=_color_wanted(args.color))
+    if args.html:
+        from twinrun.compare.html import render_html, write_html
+
+        write_html(args.html, render_html(report, args.run_a, args.run_b))
     sys.stdout.write(text)
     sys.stdout.flush()
+    if args.html:
+        sys.stderr.write(f"HTML report written to {args.html}\n")
     return report.exit_code
 
 
-SUBCOMMANDS: list[Callable[[Subparsers], None]] = [add_compare_parser, add_verify_parser]
+SUBCOMMANDS: list[Callable[[Subparsers], None]] = [add_compare_parser, add_verify_parser, add_explain_parser]
 
 
 def build_parser() -> _Parser:

@@ -67,6 +67,19 @@ def _add_options(parser: argparse.ArgumentParser, trailing: bool = False) -> Non
         default=argparse.SUPPRESS if trailing else [],
         help="leave files matching GLOB (relative to the run directory) out of the verdict; repeatable",
     )
+    parser.add_argument(
+        "--html",
+        metavar="REPORT.html",
+        default=argparse.SUPPRESS if trailing else None,
+        help="also write a self-contained HTML report of the pair shown in full, with verify's table",
+    )
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        default=argparse.SUPPRESS if trailing else False,
+        help="when the runs part on computation at step s, replay step s of both from their nearest "
+        "checkpoint and name the first op whose output differs (twinrun's trainers)",
+    )
     fmt = parser if trailing else parser.add_mutually_exclusive_group()  # checked again in run_verify
     fmt.add_argument("--json", action="store_true", help="print a machine-readable JSON report")
     fmt.add_argument("--markdown", action="store_true", help="print a markdown report (CI job summaries)")
@@ -104,6 +117,8 @@ def run_verify(args: argparse.Namespace) -> int:
         raise VerifyError("--json and --markdown exclude each other; pick one")
     if args.nproc_per_node < 1:
         raise VerifyError(f"--nproc-per-node {args.nproc_per_node}: give a number of processes >= 1")
+    if args.explain and (args.multirun or args.nproc_per_node > 1):
+        raise VerifyError("--explain works on twins of one run; leave out -m and --nproc-per-node")
     if args.multirun and args.nproc_per_node > 1:
         raise VerifyError(
             "-m and --nproc-per-node exclude each other; verify a DDP config one point at a time"
@@ -129,7 +144,32 @@ def run_verify(args: argparse.Namespace) -> int:
     else:
         result = verify_app(args.app, overrides, **common)
         text = render(result, fmt)
+        if args.explain:
+            text = _explained(text, result, overrides, args.timeout, fmt)
+    if args.html:
+        from twinrun.verify.html_page import write_verify_html
+
+        write_verify_html(args.html, result)
+        sys.stderr.write(f"HTML report written to {args.html}\n")
     sys.stdout.write(text)
     sys.stdout.flush()
     sys.stderr.write(f"run directories kept in {result.workdir}\n")
     return result.exit_code
+
+
+def _explained(text: str, result: Any, overrides: list[str], timeout: float | None, fmt: str) -> str:
+    """The report with the op-level explanation added (``--explain``)."""
+    import json
+
+    from twinrun.verify.explain_cli import explain_verified
+
+    sys.stderr.write("explain: replaying the divergent step of both runs ...\n")
+    explained = explain_verified(result, overrides, timeout)
+    if fmt == "json":
+        tree = json.loads(text)
+        tree["explain"] = explained.to_dict() if not isinstance(explained, str) else {"summary": explained}
+        return json.dumps(tree, indent=2) + "\n"
+    lines = [explained] if isinstance(explained, str) else explained.lines()
+    if fmt == "markdown":
+        return text + "\n### explain\n\n" + "\n".join(f"- {line}" for line in lines) + "\n"
+    return text + "\nexplain\n" + "".join(f"  {line}\n" for line in lines)

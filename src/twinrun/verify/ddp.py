@@ -147,7 +147,7 @@ def _pair_detail(report: Report) -> str:
     return f"{where}differs in {', '.join(report.differing_sections)}"
 
 
-def _rows(result: DDPResult) -> list[tuple[str, str, str]]:
+def check_rows(result: DDPResult) -> list[tuple[str, str, str]]:
     rows = [
         (f"run-{i} / run-{j} (rank 0 run directory)", r.verdict, _pair_detail(r))
         for (i, j), r in result.verify.pairs.items()
@@ -194,7 +194,7 @@ def render(result: DDPResult, fmt: str = "text") -> str:
         # Top-level verdict/exit_code answer for the whole verification, rank checks included.
         tree["verdict"], tree["exit_code"] = tree["ddp"]["verdict"], result.exit_code
         return json.dumps(tree, indent=2) + "\n"
-    headers, rows = ["check", "verdict", "detail"], _rows(result)
+    headers, rows = ["check", "verdict", "detail"], check_rows(result)
     # The weights of a rank check that differs, unless the full report below already shows them.
     failed = next((c for c in result.checks if c.report.exit_code), None) if result.verify.identical else None
     if fmt == "markdown":

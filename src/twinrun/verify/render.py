@@ -8,7 +8,7 @@ from twinrun.compare.report_model import DIFFERENT, IDENTICAL, Report
 from twinrun.verify.apps import VerifyResult, pairs_list, run_dict
 
 
-def _pair_rows(result: VerifyResult) -> list[tuple[str, str, str]]:
+def pair_rows(result: VerifyResult) -> list[tuple[str, str, str]]:
     return [(f"run-{i} / run-{j}", r.verdict, _differing_sections(r)) for (i, j), r in result.pairs.items()]
 
 
@@ -35,7 +35,7 @@ def render(result: VerifyResult, fmt: str = "text") -> str:
         return json.dumps(tree, indent=2) + "\n"
     verdict = IDENTICAL if result.identical else DIFFERENT
     runs = f"{len(result.runs)} runs of {result.app.app}"
-    headers, rows = ["pair", "verdict", "differs in"], _pair_rows(result)
+    headers, rows = ["pair", "verdict", "differs in"], pair_rows(result)
     if fmt == "markdown":
         out = [f"## twinrun verify: {verdict} ({runs})", ""]
         if len(rows) > 1:
