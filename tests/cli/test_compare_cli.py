@@ -287,10 +287,10 @@ def test_main_catches_unexpected_errors(
         cli.main(["compare", *map(str, twins)])
 
 
-def test_both_subcommands_are_registered() -> None:
+def test_every_subcommand_is_registered() -> None:
     parser = cli.build_parser()
     choices = next(a for a in parser._actions if a.dest == "command").choices
-    assert set(choices) == {"compare", "verify"}
+    assert set(choices) == {"compare", "verify", "explain"}
 
 
 def test_ignore_flag_is_repeatable(twins: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:

@@ -57,7 +57,7 @@ class RunDirError(TwinrunError, RuntimeError):
 
 def write_error(path: Path, exc: OSError) -> RunDirError:
     """One line for a failed write: the file, the system's reason and what to do."""
-    reason = exc.strerror or type(exc).__name__
+    reason = exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
     advice = _WRITE_ADVICE.get(exc.errno or 0)
     return RunDirError(f"cannot write {path}: {reason}" + (f"; {advice}" if advice else ""))
 

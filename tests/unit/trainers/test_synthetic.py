@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from twinrun.record.runs import RunDirError
 from twinrun.trainers import synthetic
 from twinrun.trainers.synthetic import generate_digits, write_idx_images, write_idx_labels, write_mnist_raw
 
@@ -165,7 +166,7 @@ def test_failed_write_leaves_neither_temp_nor_partial_file(
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(RunDirError, match=r"cannot write .*train-images-idx3-ubyte: disk full"):
         write_idx_images(tmp_path / "train-images-idx3-ubyte", images)
     assert list(tmp_path.iterdir()) == []
     monkeypatch.undo()
