@@ -7,6 +7,7 @@ Given only when the configs are identical and the runs are not: the seed is ``0`
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from twinrun.compare.kinds import Outcome
@@ -49,10 +50,24 @@ def seed_hints(config: CanonicalConfig | None) -> list[str]:
     return out
 
 
+_VALUES = re.compile(r"0x[0-9a-fA-F.p+-]+|[0-9a-fA-F]{8,}|[-+]?\d[\d.eE+-]*")
+
+
+def _shape(line: str) -> str:
+    """A log line with its numbers and digests blanked: the same message with other values."""
+    return _VALUES.sub("#", line.strip())
+
+
 def log_hints(outcomes: dict[str, Outcome]) -> list[str]:
     out = []
     for key, outcome in sorted(outcomes.items()):
-        for label, lines in (("RUN_A", outcome.only_lines[0]), ("RUN_B", outcome.only_lines[1])):
+        only_a, only_b = outcome.only_lines
+        # A message both runs logged with other values ("weights digest ...", a loss) is a consequence of
+        # the difference, not a hint at its cause: only messages one run has at all are.
+        shared = {_shape(x) for x in only_a} & {_shape(x) for x in only_b}
+        only_a = [x for x in only_a if _shape(x) not in shared]
+        only_b = [x for x in only_b if _shape(x) not in shared]
+        for label, lines in (("RUN_A", only_a), ("RUN_B", only_b)):
             if lines and len(out) < MAX_LOG_HINTS:
                 # A line about seeding says most ("Seed set to 7" in one run only).
                 line = next((x for x in lines if "seed" in x.lower()), lines[0])

@@ -54,3 +54,17 @@ def test_environment_hint(tmp_path: Path) -> None:
     runs.write_json(b / runs.ENV, fr.environment(torch="2.13.0"))
     hints = compare_runs(a, b).hints
     assert "the environments differ in torch: bit-identity is not expected across them" in hints
+
+
+def test_a_message_both_runs_logged_with_other_values_is_no_hint(tmp_path: Path) -> None:
+    a = fr.make_template_run(tmp_path / "a", seed=7, seeded=True)
+    b = fr.make_template_run(tmp_path / "b", seed=7, seeded=True, state_dict=fr.tiny_state_dict(1))
+    for run, digest, loss in ((a, "2f1bdc66771bacfe", 0.25), (b, "364e743871372f36", 0.2501)):
+        with (run / "train.log").open("a") as log:
+            log.write(f"[src.train][INFO] - weights digest {digest}; loss {loss}\n")
+    assert compare_runs(a, b).hints == []  # the digest line differs in values only: a consequence
+    with (b / "train.log").open("a") as log:  # control: a message only B logged is a hint
+        log.write("[src.train][INFO] - Seed set to 7\n")
+    assert compare_runs(a, b).hints == [
+        "a log line only RUN_B has (train.log): [src.train][INFO] - Seed set to 7"
+    ]
