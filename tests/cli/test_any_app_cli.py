@@ -123,7 +123,8 @@ def _tensor_verdicts(text: str) -> list[str]:
     return found
 
 
-pytestmark = pytest.mark.slow  # 12 fresh interpreters importing torch (4 importing lightning)
+# 12 fresh interpreters importing torch (4 importing lightning): the module's runs stay on one worker.
+pytestmark = pytest.mark.xdist_group("any_app")
 
 
 def test_seeded_twins_are_identical(verdicts: Verdicts) -> None:

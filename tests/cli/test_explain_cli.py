@@ -15,6 +15,8 @@ SIZE = ("data=synthetic", "data.train_samples=96", "data.test_samples=16", "devi
 OVERRIDES = (*SIZE, "training.epochs=2", "training.batch_size=48", "seed=3")  # 2 steps an epoch
 FAULT = {"TWINRUN_TEST_FAULT_STEP": "4", "TWINRUN_TEST_FAULT_RUN": "2"}  # run 2, step 4, to_mu's addmm
 
+pytestmark = pytest.mark.xdist_group("explain_cli")  # module-scoped runs shared by its tests
+
 
 def twinrun(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

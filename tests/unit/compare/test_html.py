@@ -20,6 +20,8 @@ pytest.importorskip("matplotlib")
 OVERRIDES = ("seed=9", "training.epochs=2", "training.batch_size=48")
 PLANTED_STEP = 3
 
+pytestmark = pytest.mark.xdist_group("html")  # module-scoped runs shared by its tests
+
 
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory) -> tuple[Path, Path, Path]:
@@ -75,7 +77,10 @@ def _long_run(run: Path, steps: int, bump: int | None) -> None:
     with (run / "trace.jsonl").open("w") as out:
         for step in range(1, steps + 1):
             loss = 1.0 / step + (1e-6 if bump is not None and step >= bump else 0.0)
-            params = {f"layer{i}.weight": f"{(step * (i + 1) + (bump is not None and step >= bump)):016x}" for i in range(40)}
+            params = {
+                f"layer{i}.weight": f"{(step * (i + 1) + (bump is not None and step >= bump)):016x}"
+                for i in range(40)
+            }
             out.write(json.dumps({"step": step, "epoch": 1, "loss": loss.hex(), "params": params}) + "\n")
 
 
