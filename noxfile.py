@@ -304,7 +304,8 @@ def _verify_report(session: nox.Session) -> None:
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """The whole suite (``testpaths``) on the CPU: ``pytest -n auto``; arguments after -- go to pytest."""
+    """The suite (``testpaths``) on the CPU: ``pytest -n auto``, slow tests left out unless -- -m "slow or not
+    slow" (arguments after -- go to pytest; the nightly workflow passes that)."""
     _install_project(session, "test")
     session.env["TWINRUN_DEVICE"] = "cpu"
     session.run("pytest", "-n", "auto", *session.posargs)
