@@ -62,7 +62,7 @@ def test_seed_edge_examples_always_runs_both_edges() -> None:
     seen: list[int] = []
 
     @settings(max_examples=3, database=None)
-    @seed_edge_examples("seed")
+    @seed_edge_examples()  # the argument is named "seed" unless told otherwise
     @given(seed=seeds())
     def probe(seed: int) -> None:
         seen.append(seed)
@@ -103,8 +103,13 @@ def test_group_choices_sample_exactly_the_loader_options(tiny_conf: Path) -> Non
 
 
 def test_group_choices_rejects_an_unknown_group(tiny_conf: Path) -> None:
-    with pytest.raises(ValueError, match="no options"):
+    # The message names where it looked: the given folder, else twinrun's own configs.
+    with pytest.raises(ValueError) as given_dir:
         group_choices("nope", config_dir=tiny_conf)
+    assert str(given_dir.value) == f"config group 'nope' has no options in {tiny_conf}"
+    with pytest.raises(ValueError) as own_conf:
+        group_choices("nope")
+    assert str(own_conf.value) == "config group 'nope' has no options in twinrun conf/"
 
 
 @settings(max_examples=40)
@@ -225,3 +230,24 @@ def test_overrides_refuse_a_key_varied_twice_given_as_an_iterator() -> None:
     for keys in (["seed"], iter(["seed"])):  # an iterator is read twice inside: it must not slip through
         with pytest.raises(ValueError, match="keys varied twice: seed"):
             overrides("vae_mnist", bounds={"seed": (0, 5)}, keys=keys)
+
+
+def test_batch_sizes_default_low_is_two_and_one_is_allowed() -> None:
+    assert find(batch_sizes_not_dividing(7), lambda b: True) == 2
+    assert find(batch_sizes_not_dividing(7, low=1), lambda b: True) == 2  # 1 divides every n
+    with pytest.raises(ValueError, match="divides"):
+        batch_sizes_not_dividing(1, low=1)  # n=1 is valid input; only its batch sizes all divide it
+
+
+@pytest.mark.parametrize(("n", "low"), [(0, 2), (7, 0), (-3, 0)])
+def test_batch_sizes_reject_a_bad_n_or_low(n: int, low: int) -> None:
+    with pytest.raises(ValueError) as error:
+        batch_sizes_not_dividing(n, low=low)
+    assert str(error.value) == f"need n >= 1 and low >= 1, got n={n}, low={low}"
+
+
+def test_overrides_are_sorted_by_key_not_by_whole_string() -> None:
+    # "training.batch_size=..." < "training=..." as strings ('.' < '='), but the key "training" comes first.
+    strategy = overrides("vae_mnist", groups=("training",), bounds={"training.batch_size": (1, 64)})
+    items = find(strategy, lambda items: True)
+    assert [item.split("=", 1)[0] for item in items] == ["seed", "training", "training.batch_size"]
