@@ -188,3 +188,22 @@ def test_add_data_turns_the_step_data_into_one_digest() -> None:
     recorder.after_step(1.0, nn.Linear(1, 1))
     assert recorder.open_step is None
     assert recorder.rows[0]["batch"] == batch_digest(torch.tensor([0, 1, 2]))
+
+
+@pytest.mark.parametrize(
+    "move",
+    [
+        lambda m: setattr(m.weight, "data", m.weight.data + 1),  # a new storage, same dtype
+        lambda m: m.double(),  # new storages of another width
+    ],
+    ids=["param.data", "model.double"],
+)
+def test_fingerprints_follow_a_parameter_whose_storage_moved(move) -> None:
+    """The integer views are built once; a parameter with a new storage must not keep the old sums."""
+    model = nn.Linear(4, 3)
+    fingerprints = ParamFingerprints(model)
+    before = fingerprints()
+    move(model)
+    after = fingerprints()
+    assert after == param_fingerprints(model)  # what a fresh look sees
+    assert after["weight"] != before["weight"]
