@@ -14,7 +14,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,16 +95,22 @@ def _finish(proc: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-@pytest.fixture(scope="module", params=CASES, ids=[c.name for c in CASES])
-def verdicts(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Verdicts]:
+_VERDICTS: dict[str, Verdicts] = {}  # per worker process: a module-scoped fixture would run again
+# after other modules' tests that xdist sends in between
+
+
+@pytest.fixture(params=CASES, ids=[c.name for c in CASES])
+def verdicts(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Verdicts:
     """Both verifies of one app, run at once: seeded (the app's defaults) and unseeded."""
     app: App = request.param
     missing = [m for m in app.needs if importlib.util.find_spec(m) is None]
     if missing:
         pytest.skip(f"{app.name} needs {', '.join(missing)} (pip install -e '.[test]')")
-    base = tmp_path_factory.mktemp(app.name)
-    seeded, unseeded = _start(app, base / "seeded", ()), _start(app, base / "unseeded", app.unseeded)
-    yield Verdicts(app, _finish(seeded), _finish(unseeded), base)
+    if app.name not in _VERDICTS:
+        base = tmp_path_factory.mktemp(app.name)
+        seeded, unseeded = _start(app, base / "seeded", ()), _start(app, base / "unseeded", app.unseeded)
+        _VERDICTS[app.name] = Verdicts(app, _finish(seeded), _finish(unseeded), base)
+    return _VERDICTS[app.name]
 
 
 def _line(text: str, section: str) -> str:
@@ -123,8 +128,7 @@ def _tensor_verdicts(text: str) -> list[str]:
     return found
 
 
-# 12 fresh interpreters importing torch (4 importing lightning): the module's runs stay on one worker.
-pytestmark = pytest.mark.xdist_group("any_app")
+# 12 fresh interpreters importing torch (4 importing lightning), each app's four runs made once.
 
 
 def test_seeded_twins_are_identical(verdicts: Verdicts) -> None:

@@ -15,8 +15,6 @@ SIZE = ("data=synthetic", "data.train_samples=96", "data.test_samples=16", "devi
 OVERRIDES = (*SIZE, "training.epochs=2", "training.batch_size=48", "seed=3")  # 2 steps an epoch
 FAULT = {"TWINRUN_TEST_FAULT_STEP": "4", "TWINRUN_TEST_FAULT_RUN": "2"}  # run 2, step 4, to_mu's addmm
 
-pytestmark = pytest.mark.xdist_group("explain_cli")  # module-scoped runs shared by its tests
-
 
 def twinrun(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -29,11 +27,28 @@ def twinrun(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproc
     )
 
 
-@pytest.fixture(scope="module")
+_RUNS: dict[str, tuple[subprocess.CompletedProcess[str], Path]] = {}
+
+
+@pytest.fixture
 def explained(tmp_path_factory) -> tuple[subprocess.CompletedProcess[str], Path]:
-    cwd = tmp_path_factory.mktemp("explain")
-    args = ("verify", str(APP), *OVERRIDES, "--explain", "--json", "--html", "report.html", "--workdir", "w")
-    return twinrun(*args, cwd=cwd, env=FAULT), cwd
+    """One ``verify --explain`` per worker process, whatever other modules' tests run in between (a
+    module-scoped fixture would be set up again after them)."""
+    if "verify" not in _RUNS:
+        cwd = tmp_path_factory.mktemp("explain")
+        args = (
+            "verify",
+            str(APP),
+            *OVERRIDES,
+            "--explain",
+            "--json",
+            "--html",
+            "report.html",
+            "--workdir",
+            "w",
+        )
+        _RUNS["verify"] = (twinrun(*args, cwd=cwd, env=FAULT), cwd)
+    return _RUNS["verify"]
 
 
 def test_verify_explain_names_the_planted_op(explained) -> None:

@@ -17,12 +17,9 @@ from twinrun.compare.runs import compare_runs
 pytest.importorskip("matplotlib")
 PIL = pytest.importorskip("PIL.Image")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-pytestmark = [
-    pytest.mark.xdist_group("html_browser"),
-    pytest.mark.skipif(
-        CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get install chromium; .ci/run installs it)"
-    ),
-]
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get install chromium; .ci/run installs it)"
+)
 # No network, no first-run work: a closed network refuses chromium's background connections otherwise.
 FLAGS = (
     "--headless",

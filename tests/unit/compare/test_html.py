@@ -20,8 +20,6 @@ pytest.importorskip("matplotlib")
 OVERRIDES = ("seed=9", "training.epochs=2", "training.batch_size=48")
 PLANTED_STEP = 3
 
-pytestmark = pytest.mark.xdist_group("html")  # module-scoped runs shared by its tests
-
 
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory) -> tuple[Path, Path, Path]:
