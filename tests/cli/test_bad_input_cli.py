@@ -156,3 +156,15 @@ def test_hydra_errors_before_the_job_are_one_line(tmp_path, shell_app) -> None:
     (tmp_path / "file").write_text("x")
     unwritable = shell_app(*TINY, f"hydra.run.dir={tmp_path / 'file' / 'run'}")
     assert_one_line_error(unwritable, "shell_app.py", "file/run", "Not a directory", "writable hydra.run.dir")
+
+
+@pytest.mark.parametrize("app", ["vae-mnist", "mnist-classifier"])
+def test_the_console_scripts_turn_hydra_errors_into_one_line(run_script, tmp_path, app) -> None:
+    done = run_script(app, "data=nonexistent", f"hydra.run.dir={tmp_path / 'run'}")
+    assert_one_line_error(
+        done, app, "data=nonexistent is not an option of the config group data", "synthetic"
+    )
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")  # a run directory below a file cannot be created
+    done = run_script(app, "data=synthetic", f"hydra.run.dir={blocked / 'run'}")
+    assert_one_line_error(done, app, "cannot create the run directory", "choose a writable hydra.run.dir")

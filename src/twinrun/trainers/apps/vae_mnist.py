@@ -5,12 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import hydra
 from omegaconf import DictConfig
 
-from twinrun.config import config_dir
 from twinrun.trainers.apps.help import quick_help
-from twinrun.trainers.apps.shell import run_under_hydra
+from twinrun.trainers.apps.shell import app_main, run_under_hydra
 
 if TYPE_CHECKING:  # the loop imports torch: only train() needs it, so --help and --cfg job start fast
     from twinrun.trainers.loop import Hooks, TrainResult
@@ -26,7 +24,7 @@ def train(cfg: DictConfig, run_dir: str | Path, hooks: Hooks | None = None) -> T
     return fit(cfg, run_dir, app_name=APP_NAME, objective=VAEObjective(), hooks=hooks)
 
 
-@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=APP_NAME)
+@app_main(APP_NAME)  # hydra.main, with Hydra's own errors (an unknown option ...) as one line
 def hydra_main(cfg: DictConfig) -> None:
     run_under_hydra(train, cfg)
 
