@@ -105,7 +105,9 @@ def loss_curves(run_a: Path, run_b: Path) -> list[Curve]:
     metrics_a, metrics_b = list(_jsonl(run_a / "metrics.jsonl")), list(_jsonl(run_b / "metrics.jsonl"))
     keys = sorted({k for row in metrics_a + metrics_b for k in row if "loss" in k})
     for key in keys:
-        curve = _merge(f"{key} per epoch", "metrics.jsonl", _by_step(metrics_a, key), _by_step(metrics_b, key))
+        curve = _merge(
+            f"{key} per epoch", "metrics.jsonl", _by_step(metrics_a, key), _by_step(metrics_b, key)
+        )
         if curve:
             curves.append(curve)
     for path_a in sorted(run_a.rglob("*.csv")) + sorted(run_a.rglob("*.tsv")):

@@ -30,9 +30,11 @@ h1{font-size:22px;margin-bottom:4px} h2{font-size:17px;margin-top:28px;border-bo
 .identical{background:#2e7d32} .different{background:#c62828}
 table{border-collapse:collapse;margin:8px 0;font-size:14px}
 td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#f4f4f4} td.identical{color:#2e7d32;background:none} td.different{color:#c62828;background:none}
+th{background:#f4f4f4}
+td.identical{color:#2e7d32;background:none} td.different{color:#c62828;background:none}
 pre{background:#f7f7f7;padding:10px;overflow-x:auto;font-size:12.5px}
-.pair{display:flex;gap:16px;flex-wrap:wrap} .pair figure{margin:0} .pair img{max-width:520px;image-rendering:pixelated}
+.pair{display:flex;gap:16px;flex-wrap:wrap} .pair figure{margin:0}
+.pair img{max-width:520px;image-rendering:pixelated}
 figcaption{font-size:13px;color:#555} .muted{color:#666;font-size:13px} svg{max-width:100%;height:auto}
 """
 
@@ -61,7 +63,10 @@ def _files_table(report: Report) -> str:
     if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
         return ""
     headers = list(dict.fromkeys(k for e in entries for k in e))
-    rows = [[e.get(h, "") if not isinstance(e.get(h), dict | list) else e.get(h) for h in headers] for e in entries]
+    rows = [
+        [e.get(h, "") if not isinstance(e.get(h), dict | list) else e.get(h) for h in headers]
+        for e in entries
+    ]
     verdict = headers.index("verdict") if "verdict" in headers else None
     return "<h2>Files</h2>" + _table(headers, rows, verdict)
 
@@ -83,9 +88,13 @@ def _pictures(run_a: Path, run_b: Path) -> str:
             if data is None:
                 figures.append(f"<figure><figcaption>{label}: too large to embed</figcaption></figure>")
                 continue
-            uri = f"data:{PICTURE_SUFFIXES[path.suffix.lower()]};base64,{base64.b64encode(data).decode()}"
-            figures.append(f'<figure><img alt="{_esc(rel)} {label}" src="{uri}"><figcaption>{label}</figcaption></figure>')
-        out.append(f"<h3>{_esc(rel)}</h3><div class=\"pair\">{''.join(figures)}</div>")
+            mime = PICTURE_SUFFIXES[path.suffix.lower()]
+            uri = f"data:{mime};base64,{base64.b64encode(data).decode()}"
+            figures.append(
+                f'<figure><img alt="{_esc(rel)} {label}" src="{uri}">'
+                f"<figcaption>{label}</figcaption></figure>"
+            )
+        out.append(f'<h3>{_esc(rel)}</h3><div class="pair">{"".join(figures)}</div>')
     if len(pairs) > MAX_PICTURES:
         out.append(f'<p class="muted">{len(pairs) - MAX_PICTURES} more pairs not shown</p>')
     return "".join(out)
