@@ -85,4 +85,12 @@ def find_hints(report: Report, config: CanonicalConfig | None, outcomes: dict[st
     if isinstance(env, EnvironmentSection) and env.decisive:
         shown = ", ".join(env.decisive[:3]) + (" ..." if len(env.decisive) > 3 else "")
         hints.append(f"the environments differ in {shown}: bit-identity is not expected across them")
+    if not hints and sections["trace"].status != DIFFERENT:
+        # No named cause and no trace to find one: say what usually is wrong and how to find the step.
+        hints.append(
+            "the configs are identical but the runs are not: something random is not seeded; seed python, "
+            "numpy and torch before the model is built (twinrun.seed_everything(cfg.seed)), give data "
+            "loaders a seeded generator, and record a trace (twinrun.Recorder) to find the first step "
+            "that differs"
+        )
     return hints

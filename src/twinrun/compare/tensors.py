@@ -93,4 +93,5 @@ def tensors_summary(sec: TensorsSection, differing_files: list[str]) -> str:
         first = f"value in one run only: {', '.join((sec.leaves_only_in_a + sec.leaves_only_in_b)[:2])}"
     elif sec.notes:
         first = sec.notes[0]
-    return f"{first}; {len(differing_files)} of {plural(len(sec.files), 'file')} differ, {tensors}"
+    verb = "differs" if len(differing_files) == 1 else "differ"
+    return f"{first}; {len(differing_files)} of {plural(len(sec.files), 'file')} {verb}, {tensors}"

@@ -62,8 +62,20 @@ def test_a_message_both_runs_logged_with_other_values_is_no_hint(tmp_path: Path)
     for run, digest, loss in ((a, "2f1bdc66771bacfe", 0.25), (b, "364e743871372f36", 0.2501)):
         with (run / "train.log").open("a") as log:
             log.write(f"[src.train][INFO] - weights digest {digest}; loss {loss}\n")
-    assert compare_runs(a, b).hints == []  # the digest line differs in values only: a consequence
+    hints = compare_runs(a, b).hints  # the digest line differs in values only: a consequence, no log hint
+    assert not any(h.startswith("a log line") for h in hints), hints
     with (b / "train.log").open("a") as log:  # control: a message only B logged is a hint
         log.write("[src.train][INFO] - deterministic algorithms off\n")
     hint = "a log line only RUN_B has (train.log): [src.train][INFO] - deterministic algorithms off"
     assert compare_runs(a, b).hints == [hint]
+
+
+def test_no_named_cause_and_no_trace_gets_the_general_hint(tmp_path: Path) -> None:
+    """A seed in the config, seeding skipped elsewhere: the user is still told what to fix."""
+    a = fr.make_template_run(tmp_path / "a", seed=7, seeded=True)
+    b = fr.make_template_run(tmp_path / "b", seed=7, seeded=True, state_dict=fr.tiny_state_dict(1))
+    hints = compare_runs(a, b).hints
+    assert len(hints) == 1 and hints[0].startswith("the configs are identical but the runs are not")
+    assert "twinrun.seed_everything(cfg.seed)" in hints[0]
+    fr.make_template_run(b, seed=7, seeded=True)  # control: identical runs get no hint
+    assert compare_runs(a, b).hints == []
