@@ -178,18 +178,11 @@ def test_dataloader_workers_seed_each_stream(stream: str, worker_draws) -> None:
 
 @pytest.fixture
 def restored_switches():
-    saved = (
-        torch.are_deterministic_algorithms_enabled(),
-        torch.is_deterministic_algorithms_warn_only_enabled(),
-        torch.backends.cudnn.deterministic,
-        torch.backends.cudnn.benchmark,
-        torch.backends.cuda.matmul.allow_tf32,
-        torch.backends.cudnn.allow_tf32,
-    )
-    yield
-    torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
-    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[2:4]
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved[4:6]
+    """The determinism switches (and global RNGs) put back after the test, as the twins fixture does."""
+    from twinrun.testing.twins import preserved_global_state
+
+    with preserved_global_state():
+        yield
 
 
 def test_deterministic_mode_sets_every_switch_cudnn_included(restored_switches) -> None:
