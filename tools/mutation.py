@@ -10,7 +10,7 @@ settings from the copy's ``pyproject.toml``, to which the scope's ``[tool.mutmut
 mutmut runs each mutant against the tests of the selection that reached the mutated function.
 
 The markdown table (score per module, then every survivor with its explanation from
-``tests/mutation/survivors.md`` or "UNEXPLAINED") goes to stdout, to ``build/mutation/summary.md`` and,
+``tests/mutation/<scope>.md`` or "UNEXPLAINED") goes to stdout, to ``build/mutation/summary.md`` and,
 on GitHub Actions, to ``$GITHUB_STEP_SUMMARY``. Exit status: 1 when the score is under --fail-under or a
 survivor is unexplained, else 0.
 """
@@ -29,7 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "build" / "mutation"
-SURVIVORS = ROOT / "tests" / "mutation" / "survivors.md"
+SURVIVORS = ROOT / "tests" / "mutation"  # one markdown file per scope: <scope>.md
 COPIED = ("src", "tests", "conf", "pyproject.toml")
 
 
@@ -37,22 +37,32 @@ COPIED = ("src", "tests", "conf", "pyproject.toml")
 class Scope:
     modules: tuple[str, ...]  # files under src/
     tests: tuple[str, ...]  # test files or folders whose tests may kill the modules' mutants
+    # Test files left out: slow end-to-end checks (a trained run per example, a 10,000-step page) that
+    # would be rerun for every mutant and are not where these modules' behaviour is pinned down.
+    skip: tuple[str, ...] = ()
 
 
-COMPARE_TESTS = ("tests/unit/compare", "tests/helpers")
+def _compare(*names: str) -> tuple[str, ...]:
+    return tuple(f"src/twinrun/compare/{name}.py" for name in names)
+
+
+COMPARE_TESTS = ("tests/unit/compare",)
+COMPARE_SKIP = ("tests/unit/compare/test_damage.py", "tests/unit/compare/test_html.py")
 SCOPES = {
     "determinism": Scope(("src/twinrun/record/determinism.py",), ("tests/unit/record/test_determinism.py",)),
     "config": Scope(("src/twinrun/config.py",), ("tests/unit/test_config.py",)),
     "strategies": Scope(("src/twinrun/testing/strategies.py",), ("tests/unit/testing/test_strategies.py",)),
-    "trace": Scope(("src/twinrun/record/trace.py",), ("tests/unit/record/test_trace.py",)),
-    "divergence": Scope(("src/twinrun/compare/divergence.py",), COMPARE_TESTS),
-    "compare": Scope(
-        tuple(
-            f"src/twinrun/compare/{name}.py"
-            for name in ("runs", "run_reader", "weights_reader", "weights", "sections")
-        ),
-        COMPARE_TESTS,
+    "trace": Scope(
+        ("src/twinrun/record/trace.py",),
+        ("tests/unit/record/test_trace.py", "tests/unit/record/test_recorder.py"),
     ),
+    "divergence": Scope(_compare("divergence"), COMPARE_TESTS, COMPARE_SKIP),
+    # the comparer: compare_runs, the contract's sections and the one verdict rule (report_model.decide)
+    "compare": Scope(_compare("runs", "sections", "report_model"), COMPARE_TESTS, COMPARE_SKIP),
+    # tensors: element-wise comparison (dtype, closeness, first difference) and the merged section
+    "weights": Scope(_compare("weights", "tensors"), COMPARE_TESTS, COMPARE_SKIP),
+    # readers: run directories, configs, logs and the weights files
+    "readers": Scope(_compare("run_reader", "weights_reader"), COMPARE_TESTS, COMPARE_SKIP),
 }
 # Everything but a survivor counts as killed: a timeout or a crash is a test noticing the change.
 SURVIVED = {"survived", "no tests"}
@@ -64,18 +74,31 @@ def _toml_list(items: tuple[str, ...] | list[str]) -> str:
     return "[" + ", ".join(f'"{item}"' for item in items) + "]"
 
 
-def prepare(name: str, scope: Scope) -> Path:
-    """A fresh copy of the checkout for one scope, with mutmut's settings for it."""
+def prepare(name: str, scope: Scope, *, reuse: bool = False) -> Path:
+    """A copy of the checkout for one scope, with mutmut's settings for it.
+
+    Fresh unless ``reuse``: then the previous copy's ``mutants/`` (and its results) is kept, the checkout
+    is copied over it, and the modules' unmutated copies are dropped so mutmut takes them anew; mutmut
+    itself re-mutates the functions that changed (their results are reset) and learns the new tests.
+    """
     work = WORK / name
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    if not reuse or not (work / "mutants").is_dir():
+        shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
     ignore = shutil.ignore_patterns("__pycache__", ".hypothesis", "*.pyc")
     for item in COPIED:
         source = ROOT / item
         if source.is_dir():
+            shutil.rmtree(work / item, ignore_errors=True)
             shutil.copytree(source, work / item, ignore=ignore)
         else:
             shutil.copy2(source, work / item)
+    mutated = {str(Path("mutants") / module) for module in scope.modules}
+    for stale in (work / "mutants" / "src").rglob("*.py"):
+        if str(stale.relative_to(work)) not in mutated:
+            stale.unlink()
+    pytest_args = ["-p", "no:cacheprovider", "-p", "no:randomly", "-q", "-x"]
+    pytest_args += [f"--ignore={test}" for test in scope.skip]
     settings = "\n".join(
         [
             "",
@@ -84,7 +107,7 @@ def prepare(name: str, scope: Scope) -> Path:
             f"only_mutate = {_toml_list(scope.modules)}",
             f"pytest_add_cli_args_test_selection = {_toml_list(scope.tests)}",
             # -p no:randomly: the same test order in the stats run and in every mutant's run.
-            'pytest_add_cli_args = ["-p", "no:cacheprovider", "-p", "no:randomly", "-q", "-x"]',
+            f"pytest_add_cli_args = {_toml_list(pytest_args)}",
             'also_copy = ["conf"]',
             # torch is not fork-safe once its thread pools run: fork mutants from a clean server.
             'process_isolation = "forkserver"',
@@ -96,34 +119,48 @@ def prepare(name: str, scope: Scope) -> Path:
     return work
 
 
-def run_scope(work: Path, max_children: int) -> dict[str, str]:
-    """Run mutmut in ``work``; ``{mutant name: status}``."""
+def _mutmut(work: Path, *args: str, log: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "TWINRUN_DEVICE": "cpu"}
-    mutmut = [sys.executable, "-m", "mutmut"]
-    log = work / "mutmut.log"
-    with log.open("w") as out:
-        done = subprocess.run(
-            [*mutmut, "run", "--max-children", str(max_children)], cwd=work, env=env, stdout=out, stderr=out
-        )
+    command = [sys.executable, "-m", "mutmut", *args]
+    if log is None:
+        return subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, check=True)
+    with log.open("a") as out:
+        done = subprocess.run(command, cwd=work, env=env, stdout=out, stderr=out)
     if done.returncode != 0:
         tail = log.read_text(errors="replace")[-3000:]
-        raise SystemExit(f"mutation: mutmut run failed in {work} (exit {done.returncode}); log tail:\n{tail}")
-    listing = subprocess.run(
-        [*mutmut, "results", "--all", "true"], cwd=work, env=env, capture_output=True, text=True, check=True
-    )
+        failed = f"mutation: mutmut {args[0]} failed in {work} (exit {done.returncode})"
+        raise SystemExit(f"{failed}; log tail:\n{tail}")
+    return done
+
+
+def results_of(work: Path) -> dict[str, str]:
+    """``{mutant name: status}`` of the last mutmut run in ``work``."""
     results = {}
-    for line in listing.stdout.splitlines():
+    for line in _mutmut(work, "results", "--all", "true").stdout.splitlines():
         name, sep, status = line.strip().rpartition(": ")
         if sep and _NAME.match(name):
             results[name] = status
     return results
 
 
+def run_scope(work: Path, max_children: int, *, rerun_survivors: bool = False) -> dict[str, str]:
+    """Run mutmut in ``work`` (then, if asked, the survivors again: new tests may kill them)."""
+    log = work / "mutmut.log"
+    log.write_text("")
+    _mutmut(work, "run", "--max-children", str(max_children), log=log)
+    results = results_of(work)
+    survivors = sorted(name for name, status in results.items() if status in SURVIVED)
+    if rerun_survivors and survivors:
+        _mutmut(work, "run", "--max-children", str(max_children), *survivors, log=log)
+        results = results_of(work)
+    return results
+
+
 def explanations() -> dict[str, str]:
-    """``{mutant name: reason}`` from the survivors file's table rows (``| name | reason |``)."""
+    """``{mutant name: reason}`` from the survivors files' table rows (``| name | change | reason |``)."""
     found = {}
-    if SURVIVORS.is_file():
-        for line in SURVIVORS.read_text().splitlines():
+    for survivors in sorted(SURVIVORS.glob("*.md")):
+        for line in survivors.read_text().splitlines():
             cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
             if len(cells) >= 2 and _NAME.match(cells[0].strip("`")):
                 found[cells[0].strip("`")] = cells[-1]
@@ -171,6 +208,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the scopes and their modules, then exit")
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2, help="mutants in parallel")
     parser.add_argument("--fail-under", type=float, default=95.0, help="minimum score in percent")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep each scope's earlier results: run only changed functions' mutants, then the survivors",
+    )
+    parser.add_argument(
+        "--report-only", action="store_true", help="no mutmut run: the table from the scopes' last results"
+    )
     args = parser.parse_args(argv)
     if args.list:
         for name, scope in SCOPES.items():
@@ -181,8 +226,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown scope(s) {', '.join(unknown)}; known: {', '.join(SCOPES)}")
     results: dict[str, str] = {}
     for name in args.scopes or list(SCOPES):
+        if args.report_only:
+            results.update(results_of(WORK / name))
+            continue
         print(f"mutation: scope {name} ...", flush=True)
-        results.update(run_scope(prepare(name, SCOPES[name]), args.max_children))
+        work = prepare(name, SCOPES[name], reuse=args.reuse)
+        results.update(run_scope(work, args.max_children, rerun_survivors=args.reuse))
     report, score, unexplained = summarize(results, explanations())
     print(report)
     (WORK / "summary.md").write_text(report)
