@@ -439,7 +439,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "benchmarks", *session.posargs)
 
 
-# mutmut 3 (trampolines, one fork per mutant) pinned: its mutant names key tests/mutation/survivors.md.
+# mutmut 3 (trampolines, one fork per mutant) pinned: its mutant names key tests/mutation/<scope>.md.
 MUTMUT = "mutmut==3.8.1"
 
 
