@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 
 from tests.helpers import fake_runs as fr
 from twinrun.compare import weights as weights_compare
-from twinrun.compare.report_model import DIFFERENT, IDENTICAL, NOT_COMPARED, ONLY_IN_A, Report
-from twinrun.compare.run_reader import UnusableRunError
-from twinrun.compare.runs import compare_runs
+from twinrun.compare.kinds import Context
+from twinrun.compare.report_model import DIFFERENT, IDENTICAL, NOT_COMPARED, ONLY_IN_A, Report, WeightsSection
+from twinrun.compare.run_reader import UnusableRunError, open_run, path_mask
+from twinrun.compare.runs import compare_final_weights, compare_runs
 from twinrun.compare.weights import max_ulp_distance, ulp_keys
 from twinrun.compare.weights_reader import TensorDictWeights
 from twinrun.record import runs
@@ -562,3 +563,311 @@ def test_json_report_has_the_contract_keys(twins: tuple[Path, Path]) -> None:
     fr.edit_jsonl(b, runs.TRACE, lambda rows: rows[0].update(batch="0"))
     div = compare_runs(a, b).to_dict()["divergence"]
     assert set(div) >= {"step", "epoch", "cause", "parameter", "rng_streams", "detail"}
+
+
+# --- the comparer's own rules (runs.py), one behaviour a test --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("atol", "rtol", "flag", "shown"),
+    [
+        (float("nan"), None, "--atol", "nan"),  # NaN is not < 0, and must be refused too
+        (None, float("nan"), "--rtol", "nan"),
+        (None, -1e-9, "--rtol", "-1e-09"),
+        (0.5, -2.0, "--rtol", "-2.0"),
+        (-0.5, 0.5, "--atol", "-0.5"),
+    ],
+)
+def test_tolerances_must_be_numbers_at_least_zero(
+    twins: tuple[Path, Path], atol: float | None, rtol: float | None, flag: str, shown: str
+) -> None:
+    message = f"{flag} must be a number >= 0, got {shown}; give a non-negative tolerance"
+    with pytest.raises(UnusableRunError, match=f"^{message}$".replace("+", r"\+").replace(".", r"\.")):
+        compare_runs(*twins, atol=atol, rtol=rtol)
+
+
+def test_zero_tolerances_are_accepted_and_reach_the_weights(twins: tuple[Path, Path]) -> None:
+    a, b = twins
+    fr.flip_bit(b, "encoder.weight", index=0)
+    sec = compare_runs(a, b, atol=0.0, rtol=0.0).sections["weights"]
+    assert (sec.atol, sec.rtol, sec.close) == (0.0, 0.0, False)
+    sec = compare_runs(a, b, atol=0.0, rtol=0.5).sections["weights"]
+    assert (sec.atol, sec.rtol, sec.close) == (0.0, 0.5, True)
+
+
+def test_a_determinism_difference_voids_bit_identity(twins: tuple[Path, Path]) -> None:
+    a, b = twins
+    flags = {"deterministic_algorithms": False, "cudnn_benchmark": False}
+    runs.write_json(b / runs.ENV, fr.environment(determinism=flags))
+    report = compare_runs(a, b)
+    env = report.sections["environment"]
+    assert report.exit_code == 0 and env.status == DIFFERENT
+    assert (env.decisive, env.bit_identity_expected) == (["determinism.deterministic_algorithms"], False)
+    (entry,) = [e for e in report.sections["files"].files if e.path == runs.ENV]
+    assert (entry.verdict, entry.decisive, entry.differs) == (DIFFERENT, False, False)
+
+
+def write_config(run: Path, **changes: object) -> None:
+    runs.write_resolved_config(run, {**fr.default_config(), **changes})
+
+
+def test_config_summary_names_two_changes_and_counts_the_rest(twins: tuple[Path, Path]) -> None:
+    a, b = twins
+    write_config(b, device="cuda", seed=1, model={"hidden": 8, "latent": 2}, extra_b=1)
+    write_config(a, only_a1=1, only_a2=2)
+    sec = compare_runs(a, b).sections["config"]
+    assert [m.name for m in sec.changed] == ["device", "model.hidden", "seed"]
+    assert sec.keys == 14  # RUN_A's
+    assert sec.summary == (
+        "device: cpu -> cuda; model.hidden: 16 -> 8; +1 more changed; "
+        "2 keys only in RUN_A; 1 keys only in RUN_B"
+    )
+
+
+def test_identical_config_summary_counts_keys_and_says_overrides(twins: tuple[Path, Path]) -> None:
+    a, b = twins
+    sec = compare_runs(a, b).sections["config"]
+    assert (sec.status, sec.summary) == (IDENTICAL, "12 keys identical, overrides identical")
+    assert sec.overrides_a == sec.overrides_b == ["seed=0"]
+    assert (sec.source_a, sec.source_b) == (runs.RESOLVED_CONFIG, runs.RESOLVED_CONFIG)
+    (a / ".hydra/overrides.yaml").unlink()
+    sec = compare_runs(a, b).sections["config"]
+    assert (sec.status, sec.summary, sec.overrides_a, sec.overrides_b) == (
+        IDENTICAL,
+        "12 keys identical",
+        None,
+        None,
+    )
+
+
+def test_a_config_only_one_run_has_is_not_compared(tmp_path: Path) -> None:
+    a, b = fr.make_twins(tmp_path, hydra=False)
+    (b / runs.RESOLVED_CONFIG).unlink()
+    sec = compare_runs(a, b).sections["config"]
+    assert (sec.status, sec.summary) == (NOT_COMPARED, "only RUN_A has a config")
+    (a / runs.RESOLVED_CONFIG).unlink()
+    assert compare_runs(a, b).sections["config"].summary == "neither run has a config"
+
+
+def test_the_runs_own_paths_are_masked_in_configs_and_overrides(tmp_path: Path) -> None:
+    a, b = fr.make_twins(tmp_path)
+    for run in (a, b):
+        write_config(run, out=f"{run}/samples", copy=str(run))
+        (run / ".hydra/overrides.yaml").write_text(f"- seed=0\n- +out={run}/samples\n")
+    sec = compare_runs(a, b).sections["config"]
+    assert (sec.status, sec.changed) == (IDENTICAL, [])
+    assert sec.overrides_a == sec.overrides_b and len(sec.overrides_a) == 2
+    assert sec.overrides_a[0] != f"+out={a}/samples"  # masked, not kept as written
+    write_config(b, out=f"{tmp_path}/elsewhere", copy=str(b))  # negative control: another folder
+    (b / ".hydra/overrides.yaml").write_text(f"- seed=0\n- +out={tmp_path}/elsewhere\n")
+    sec = compare_runs(a, b).sections["config"]
+    assert [m.name for m in sec.changed] == ["out"] and sec.summary.endswith("; overrides differ")
+
+
+def test_a_divergence_names_the_differing_config_keys_or_overrides(twins: tuple[Path, Path]) -> None:
+    a, b = twins
+    fr.edit_jsonl(b, runs.TRACE, lambda rows: rows[1].update(loss=runs.exact(1.5)))
+    (b / ".hydra/overrides.yaml").write_text("- seed=0\n- training.epochs=2\n")
+    div = compare_runs(a, b).divergence
+    assert (div.step, div.cause) == (2, "configuration")
+    assert div.detail.endswith("; the configurations differ (overrides)")
+    write_config(b, seed=3)
+    div = compare_runs(a, b).divergence
+    assert div.detail.endswith("; the configurations differ (seed)")
+    write_config(b)
+    (b / ".hydra/overrides.yaml").write_text("- seed=0\n")
+    assert compare_runs(a, b).divergence.cause == "computation"  # negative control
+
+
+def test_manifests_that_differ_while_the_weights_agree_are_stale(twins: tuple[Path, Path]) -> None:
+    a, b = twins
+    assert compare_runs(a, b).sections["weights"].notes == []  # agreeing manifests: no note
+    fr.edit_json(b, runs.MANIFEST, lambda m: m.update(digest="0" * 64))
+    sec = compare_runs(a, b).sections["weights"]
+    assert sec.status == IDENTICAL
+    assert sec.notes == [
+        "the manifest.json digests differ but the weights are identical: a manifest is stale"
+    ]
+
+
+def test_manifests_that_agree_while_the_weights_differ_are_stale(twins: tuple[Path, Path]) -> None:
+    a, b = twins
+    manifest = (a / runs.MANIFEST).read_text()
+    fr.flip_bit(b, "encoder.weight")
+    assert compare_runs(a, b).sections["weights"].notes == []  # negative control: both manifests true
+    (b / runs.MANIFEST).write_text(manifest)
+    sec = compare_runs(a, b).sections["weights"]
+    assert sec.notes == ["the manifest.json digests agree but the weights differ: a manifest is stale"]
+
+
+def final_weights(a: Path, b: Path) -> WeightsSection:
+    ra, rb = open_run(a), open_run(b)
+    return compare_final_weights(ra, rb, Context(ra, rb, path_mask(ra, rb), None, None, False))
+
+
+@pytest.mark.parametrize("manifest", ["[]", "{", '"digest"'])
+def test_an_unreadable_manifest_is_noted_and_ignored(twins: tuple[Path, Path], manifest: str) -> None:
+    a, b = twins
+    assert final_weights(a, b).notes == []  # negative control
+    (b / runs.MANIFEST).write_text(manifest)
+    sec = final_weights(a, b)
+    assert sec.status == IDENTICAL
+    assert sec.notes == [
+        "a manifest.json is unreadable; it was ignored (the verdict reads the weights themselves)"
+    ]
+    (a / runs.MANIFEST).unlink()
+    assert final_weights(a, b).notes == []  # one manifest: nothing to compare
+    assert final_weights(b, a).notes == []
+
+
+def test_the_digest_of_one_manifest_missing_is_no_note(twins: tuple[Path, Path]) -> None:
+    a, b = twins
+    fr.flip_bit(b, "encoder.weight")
+    for run in (a, b):
+        fr.edit_json(run, runs.MANIFEST, lambda m: m.update(digest="same"))
+    assert compare_runs(a, b).sections["weights"].notes != []  # negative control
+    for run in (a, b):
+        fr.edit_json(run, runs.MANIFEST, lambda m: m.pop("digest"))
+        assert compare_runs(a, b).sections["weights"].notes == []
+        fr.edit_json(run, runs.MANIFEST, lambda m: m.update(digest="same"))
+
+
+def test_final_weights_missing_on_one_side_or_both(tmp_path: Path) -> None:
+    a, b = fr.make_twins(tmp_path)
+    for name in (runs.WEIGHTS, runs.MANIFEST):
+        (b / name).unlink()
+    sec = compare_runs(a, b).sections["weights"]
+    assert (sec.status, sec.summary) == (
+        NOT_COMPARED,
+        "only RUN_A has weights.safetensors or trained_model.pt",
+    )
+    for name in (runs.WEIGHTS, runs.MANIFEST):
+        (a / name).unlink()
+    report = compare_runs(a, b)
+    assert report.sections["weights"].summary == (
+        "neither run has weights.safetensors or trained_model.pt; "
+        "the verdict rests on the files the runs left"
+    )
+    assert report.exit_code == 0
+    fr.make_legacy_run(b)
+    sec = compare_runs(a, b).sections["weights"]
+    assert sec.summary == "only RUN_B has weights.safetensors or trained_model.pt"
+
+
+def test_safetensors_weights_win_over_a_legacy_file(tmp_path: Path) -> None:
+    a, b = fr.make_twins(tmp_path)
+    changed = fr.tiny_state_dict()
+    changed["encoder.bias"][0] += 1
+    fr.make_legacy_run(b, state_dict=changed)  # a stale legacy file beside the weights
+    fr.make_legacy_run(a)
+    sec = compare_runs(a, b).sections["weights"]
+    assert sec.source_a.endswith(runs.WEIGHTS) and sec.source_b.endswith(runs.WEIGHTS)
+    assert sec.status == IDENTICAL
+
+
+def test_a_trace_row_with_odd_rng_or_params_names_its_line(twins: tuple[Path, Path]) -> None:
+    a, b = twins
+    fr.edit_jsonl(a, runs.TRACE, lambda rows: rows[2].update(params=[1]))
+    message = (
+        f"{a}/trace.jsonl line 3 is not a trace row (its rng and params must be objects); "
+        "regenerate it by re-running the training"
+    )
+    with pytest.raises(UnusableRunError) as caught:
+        compare_runs(a, b)
+    assert str(caught.value) == message
+
+
+def test_trace_format_written_only_by_the_newer_run_is_the_first_format(twins: tuple[Path, Path]) -> None:
+    a, b = twins
+    fr.edit_json(a, runs.ENV, lambda env: env.update(trace_format="twinrun-trace/1"))
+    fr.edit_jsonl(b, runs.TRACE, lambda rows: rows[0].update(batch="0"))
+    report = compare_runs(a, b)
+    assert report.sections["trace"].status == DIFFERENT and report.divergence.cause == "data order"
+    fr.edit_json(b, runs.ENV, lambda env: env.update(trace_format="twinrun-trace/2"))
+    trace = compare_runs(a, b).sections["trace"]
+    assert (trace.status, trace.summary) == (
+        NOT_COMPARED,
+        "written in different trace formats (twinrun-trace/1 vs twinrun-trace/2: other digests); "
+        "train the older run again with this twinrun to compare traces",
+    )
+
+
+def test_trace_only_in_one_run(twins: tuple[Path, Path]) -> None:
+    a, b = twins
+    (b / runs.TRACE).unlink()
+    trace = compare_runs(a, b).sections["trace"]
+    assert (trace.status, trace.summary) == (NOT_COMPARED, "only RUN_A has trace.jsonl")
+
+
+def test_ignore_patterns_from_the_caller_and_the_project(
+    twins: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = twins
+    (b / "notes.txt").write_text("b only\n")
+    (b / "scratch.bin").write_bytes(b"\0")
+    assert compare_runs(a, b).exit_code == 1  # negative control
+    report = compare_runs(a, b, ignore=["*.txt", "*.bin"])
+    files = report.sections["files"]
+    assert report.exit_code == 0 and {"*.txt", "*.bin", "*.pyc"} <= set(files.ignore_patterns)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text('[tool.twinrun]\nignore = ["*.txt"]\n')
+    monkeypatch.chdir(project)
+    assert compare_runs(a, b).exit_code == 1
+    assert compare_runs(a, b, ignore=["scratch.*"]).exit_code == 0  # the project's and the caller's
+
+
+def test_report_names_the_runs_as_given_and_orders_its_sections(tmp_path: Path) -> None:
+    a, b = fr.make_twins(tmp_path)
+    for run in (a, b):
+        torch.save({"w": torch.ones(2)}, run / "extra.pt")
+        (run / "table.csv").write_text("x,y\n1,2\n")
+        (run / "blob.dat").write_bytes(b"abc")
+    report = compare_runs(str(a), b)
+    assert (report.run_a, report.run_b) == (str(a), str(b))
+    assert list(report.sections) == [
+        "files",
+        "weights",
+        "tensors",
+        "config",
+        "logs",
+        "metrics",
+        "tables",
+        "images",
+        "other",
+        "environment",
+        "trace",
+    ]
+
+
+def test_contract_files_take_their_sections_verdict(twins: tuple[Path, Path]) -> None:
+    a, b = twins
+    fr.edit_jsonl(b, runs.METRICS, lambda rows: rows[0].update(train_loss="0x1.0p+0"))
+    report = compare_runs(a, b)
+    entries = {e.path: e for e in report.sections["files"].files}
+    metrics = report.sections["metrics"]
+    assert (entries[runs.METRICS].verdict, entries[runs.METRICS].detail) == (DIFFERENT, metrics.summary)
+    assert entries[runs.METRICS].decisive is True and entries[runs.METRICS].kind == "metrics"
+    weights = report.sections["weights"]
+    assert (entries[runs.WEIGHTS].verdict, entries[runs.WEIGHTS].detail) == (IDENTICAL, weights.summary)
+    (entry,) = [e for e in report.sections["files"].files if e.path == "vae_mnist.log"]
+    assert (entry.verdict, entry.kind) == (IDENTICAL, "log")
+
+
+def test_a_file_only_run_b_has(twins: tuple[Path, Path]) -> None:
+    a, b = twins
+    (b / "extra.txt").write_text("x\n")
+    report = compare_runs(a, b)
+    (entry,) = [e for e in report.sections["files"].files if e.path == "extra.txt"]
+    assert (entry.verdict, entry.detail, entry.decisive) == ("only in RUN_B", "", True)
+    assert report.exit_code == 1 and report.sections["files"].status == DIFFERENT
+
+
+def test_hints_read_run_a_config_and_the_outcomes(twins: tuple[Path, Path]) -> None:
+    a, b = twins
+    for run in (a, b):
+        (run / runs.TRACE).unlink()
+    log = b / "vae_mnist.log"
+    log.write_text(log.read_text().replace("test_loss=95.0000", "test_loss=95.0001"))
+    hints = compare_runs(a, b).hints
+    assert any(h.startswith("seed is 0: `if cfg.seed:` skips seeding") for h in hints), hints
