@@ -102,3 +102,63 @@ def test_ulp_statistics_for_bfloat16() -> None:
     (diff,) = compare_weights(*_pair({"w": a}, {"w": b})).differing
     assert (diff.max_ulp, diff.first_index) == (3, 2)
     assert np.isclose(diff.max_abs_diff, 3 * 2**-7)
+
+
+def _ones(n: int = 1) -> torch.Tensor:
+    return torch.ones(n)
+
+
+def test_summary_names_the_architecture_difference() -> None:
+    a = {f"a{i}": _ones() for i in range(4)} | {"s1": _ones(2), "s2": _ones(2)}
+    b = {"b1": _ones(), "b2": _ones(), "b3": _ones(), "s1": _ones(3), "s2": _ones(3)}
+    sec = compare_weights(*_pair(a, b))
+    assert sec.summary == (
+        "different architectures: only in RUN_A: a0, a1, a2 (+1 more); only in RUN_B: b1, b2, b3; "
+        "shape of s1 [2] vs [3] and more"
+    )
+    assert (sec.only_in_a, sec.only_in_b) == (["a0", "a1", "a2", "a3"], ["b1", "b2", "b3"])
+    assert [(m.name, m.a, m.b) for m in sec.shape_mismatches] == [("s1", [2], [3]), ("s2", [2], [3])]
+    assert (sec.status, sec.compared, sec.tensors_a, sec.tensors_b) == (DIFFERENT, 0, 6, 5)
+    one = compare_weights(*_pair({"s": _ones(2), "x": _ones()}, {"s": _ones(3), "x": _ones()}))
+    assert one.summary == "different architectures: shape of s [2] vs [3]" and one.status == DIFFERENT
+    only_b = compare_weights(*_pair({"x": _ones()}, {"x": _ones(), "y": _ones()}), label="f.pt")
+    assert only_b.summary == "different architectures: only in RUN_B: f.pt: y" and only_b.status == DIFFERENT
+
+
+def test_summary_names_the_first_dtype_difference() -> None:
+    a = {"d": torch.zeros(2), "e": torch.zeros(2, dtype=torch.int64)}
+    b = {"d": torch.zeros(2, dtype=torch.int32), "e": torch.zeros(2)}
+    sec = compare_weights(*_pair(a, b))
+    assert sec.summary == "dtypes differ: d float32 vs int32 and more"
+    assert [(m.name, m.a, m.b) for m in sec.dtype_mismatches] == [
+        ("d", "float32", "int32"),
+        ("e", "int64", "float32"),
+    ]
+    one = compare_weights(*_pair({"d": torch.zeros(2)}, {"d": torch.zeros(2, dtype=torch.int32)}))
+    assert one.summary == "dtypes differ: d float32 vs int32" and one.status == DIFFERENT
+
+
+def test_summary_counts_the_differing_tensors_and_shows_the_first() -> None:
+    a = {"w": torch.zeros(4), "v": torch.zeros(2, dtype=torch.int32), "u": torch.zeros(3)}
+    b = {"w": torch.tensor([0.0, 0.0, 0.5, 0.0]), "v": torch.ones(2, dtype=torch.int32), "u": torch.zeros(3)}
+    sec = compare_weights(*_pair(a, b), rtol=0.1)
+    assert sec.summary == (
+        "2 of 3 tensors differ: first w (1 of 4 elements, max |a-b| 0.5, max 1056964608 ULP); "
+        "not within atol=0 rtol=0.1"
+    )
+    assert (sec.compared, sec.bytes_compared, [d.name for d in sec.differing]) == (3, 36, ["w", "v"])
+    one = compare_weights(*_pair({"v": a["v"]}, {"v": b["v"]}), label="x.pt")
+    assert one.summary == "1 of 1 tensors differ: x.pt: v (2 of 2 elements, max |a-b| 1)"
+
+
+def test_summary_of_identical_weights_gives_count_and_size() -> None:
+    def summary(nbytes: int, **kwargs: float) -> str:
+        t = torch.zeros(nbytes, dtype=torch.uint8)
+        return compare_weights(*_pair({"t": t, "u": t[:1]}, {"t": t.clone(), "u": t[:1]}), **kwargs).summary
+
+    assert summary(1022) == "2 tensors, 1023 B, bitwise identical"
+    assert summary(1023) == "2 tensors, 1.0 KiB, bitwise identical"
+    assert summary(1535, atol=0.5) == "2 tensors, 1.5 KiB, bitwise identical; all within atol=0.5 rtol=0"
+    assert summary((1 << 20) - 1) == "2 tensors, 1.0 MiB, bitwise identical"
+    assert weights_compare._size(3 << 29) == "1.5 GiB"
+    assert weights_compare._size(1 << 40) == "1024.0 GiB"  # no larger unit
