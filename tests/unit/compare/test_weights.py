@@ -3,6 +3,7 @@ negative control; the three tests marked 'mutant' each fail on a known wrong var
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -162,3 +163,130 @@ def test_summary_of_identical_weights_gives_count_and_size() -> None:
     assert summary((1 << 20) - 1) == "2 tensors, 1.0 MiB, bitwise identical"
     assert weights_compare._size(3 << 29) == "1.5 GiB"
     assert weights_compare._size(1 << 40) == "1024.0 GiB"  # no larger unit
+
+
+def _ulp_key(value: float, dtype: torch.dtype) -> int:
+    """Reference totalOrder key: the bit pattern for a positive float, -magnitude - 1 for a negative one."""
+    bits = torch.tensor([value], dtype=torch.float64).to(dtype)
+    width = bits.element_size() * 8
+    raw = int(bits.view({8: torch.uint8, 16: torch.int16, 32: torch.int32, 64: torch.int64}[width])[0])
+    raw %= 1 << width  # unsigned
+    sign = 1 << (width - 1)
+    return raw if raw < sign else -(raw - sign) - 1
+
+
+@pytest.mark.parametrize(
+    "dtype",
+    [torch.float8_e4m3fn, torch.float8_e5m2, torch.float16, torch.bfloat16, torch.float32, torch.float64],
+    ids=str,
+)
+def test_first_values_and_distances_for_every_float_width(dtype: torch.dtype) -> None:
+    a = torch.arange(8.0).to(dtype)
+    b = a.clone()
+    b[3] = -2.0
+    (diff,) = compare_weights(*_pair({"w": a}, {"w": b})).differing
+    assert (diff.first_index, diff.first_a, diff.first_b, diff.max_abs_diff) == (3, 3.0, -2.0, 5.0)
+    assert type(diff.first_a) is float
+    assert diff.max_ulp == _ulp_key(3.0, dtype) - _ulp_key(-2.0, dtype)
+    assert diff.max_ulp > 5  # not a value difference: many representable values lie between
+
+
+@pytest.mark.parametrize("far_first", [True, False], ids=["far-first", "far-last"])
+def test_statistics_accumulate_over_chunks_and_sub_chunks(
+    monkeypatch: pytest.MonkeyPatch, far_first: bool
+) -> None:
+    monkeypatch.setattr(weights_compare, "CHUNK_BYTES", 64)  # 16 floats a chunk
+    monkeypatch.setattr(weights_compare, "STATS_ELEMENTS", 8)  # 2 statistics passes a chunk
+    a = torch.arange(64.0)
+    b = a.clone()
+    near, far = (5, 44) if not far_first else (44, 5)
+    b[near] += 0.5  # within atol=1
+    b[far] += 8.0  # far outside it
+    b[50] += 0.25  # another chunk, within
+    (diff,) = compare_weights(*_pair({"w": a}, {"w": b}), atol=1.0).differing
+    first = min(near, far)
+    assert (diff.differing, diff.first_index, diff.first_a, diff.first_b) == (
+        3,
+        first,
+        float(a[first]),
+        float(b[first]),
+    )
+    assert diff.max_abs_diff == 8.0 and diff.close is False
+    assert diff.max_ulp == _ulp_key(float(b[far]), torch.float32) - _ulp_key(float(a[far]), torch.float32)
+    b[far] = a[far]  # control: the rest is within tolerance, in whatever chunk
+    (diff,) = compare_weights(*_pair({"w": a}, {"w": b}), atol=1.0).differing
+    assert (diff.differing, diff.max_abs_diff, diff.close) == (2, 0.5, True)
+
+
+def test_bool_tensors_differ_by_one_and_are_never_close() -> None:
+    a, b = torch.tensor([True, False, True]), torch.tensor([True, True, False])
+    sec = compare_weights(*_pair({"m": a}, {"m": b}), atol=1.0)
+    (diff,) = sec.differing
+    assert (diff.differing, diff.first_index, diff.first_a, diff.first_b) == (2, 1, False, True)
+    assert (diff.max_abs_diff, diff.max_ulp, diff.close, sec.close) == (1.0, None, False, False)
+    assert sec.summary == "1 of 1 tensors differ: m (2 of 3 elements); not within atol=1.0 rtol=0"
+    assert compare_weights(*_pair({"m": a}, {"m": b})).differing[0].close is None  # no tolerance asked
+
+
+@pytest.mark.parametrize("chunk", [8 << 20, 8], ids=["one-chunk", "8-byte-chunks"])
+def test_complex_tensors_are_compared_byte_by_byte(monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
+    monkeypatch.setattr(weights_compare, "CHUNK_BYTES", chunk)
+    a = torch.zeros(4, dtype=torch.complex64)
+    b = a.clone()
+    b[2] = 1j  # imaginary part of element 2: bytes 20..23 of the tensor, 0x3f800000 little-endian
+    sec = compare_weights(*_pair({"c": a}, {"c": b}), atol=10.0)
+    (diff,) = sec.differing
+    assert (diff.unit, diff.differing, diff.first_index, diff.first_a, diff.first_b) == (
+        "bytes",
+        2,
+        22,
+        0,
+        128,
+    )
+    assert (diff.max_abs_diff, diff.max_ulp, diff.close, sec.close) == (None, None, False, False)
+    assert sec.summary == "1 of 1 tensors differ: c (2 differing bytes); not within atol=10.0 rtol=0"
+
+
+def test_integer_first_values_are_exact_python_ints() -> None:
+    big = 2**62 + 1  # not a float64
+    a = torch.tensor([0, big], dtype=torch.int64)
+    (diff,) = compare_weights(*_pair({"i": a}, {"i": a - 2})).differing
+    assert (diff.first_a, diff.first_b, type(diff.first_a)) == (0, -2, int)
+    assert (diff.differing, diff.max_abs_diff, diff.max_ulp) == (2, 2.0, None)
+    u = torch.tensor([200, 7, 9], dtype=torch.uint8)  # 3 bytes: not a whole 8-byte word
+    (diff,) = compare_weights(*_pair({"u": u}, {"u": u.flip(0)})).differing
+    assert (diff.first_index, diff.first_a, diff.first_b, diff.max_abs_diff) == (0, 200, 9, 191.0)
+    assert compare_weights(*_pair({"u": u}, {"u": u.clone()})).status == IDENTICAL
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["architecture", "dtype", "leaf", "leaf-only"],
+)
+def test_tolerance_does_not_excuse_other_differences(change: str) -> None:
+    a, b = _pair(
+        {"w": torch.zeros(2), "x": torch.zeros(2)}, {"w": torch.full((2,), 1e-9), "x": torch.zeros(2)}
+    )
+    a.leaves, b.leaves = {"lr": 0.1}, {"lr": 0.1}
+    assert compare_weights(a, b, atol=1e-6).close is True  # control: only a difference within atol
+    if change == "architecture":
+        b.metas["y"] = b.metas["x"]
+    elif change == "dtype":
+        b.metas["x"] = dataclasses.replace(b.metas["x"], dtype="int32")
+    elif change == "leaf":
+        b.leaves["lr"] = 0.2
+    else:
+        b.leaves["epoch"] = 1
+    sec = compare_weights(a, b, atol=1e-6)
+    assert (sec.status, sec.close) == (DIFFERENT, False) and sec.summary.endswith(
+        "not within atol=1e-06 rtol=0"
+    )
+
+
+def test_the_whole_object_as_one_value_is_named_by_the_label() -> None:
+    a, b = _pair({}, {})
+    a.leaves, b.leaves = {"": 1}, {"": 2}
+    sec = compare_weights(a, b, label="n.pt")
+    assert [(m.name, m.a, m.b) for m in sec.leaf_mismatches] == [("n.pt", 1, 2)]
+    assert sec.summary == "1 of 1 other values differ: n.pt 1 vs 2"
+    assert (sec.source_a, sec.source_b, sec.atol, sec.rtol, sec.close) == ("a", "b", None, None, None)
