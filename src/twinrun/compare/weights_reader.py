@@ -136,8 +136,8 @@ class TensorDictWeights(WeightsSource):
         super().__init__(shown)
         self._flat: dict[str, np.ndarray] = {}
         for name, tensor in tensors.items():
-            t = tensor.detach().to("cpu").contiguous()
             try:
+                t = tensor.detach().to("cpu").contiguous()  # a sparse tensor fails here
                 self._flat[name] = t.reshape(-1).view(torch.uint8).numpy()
             except RuntimeError as exc:  # sparse, quantized, ... tensors have no plain bytes
                 raise UnusableRunError(f"{shown}: tensor {name} has no plain byte layout ({exc})") from None
