@@ -63,7 +63,7 @@ def find_divergence(
     config_note = ""
     if config_differs:
         keys = ", ".join((config_keys or [])[:3])
-        config_note = f"the configurations differ ({keys})" if keys else "the configurations differ"
+        config_note = "; the configurations differ" + (f" ({keys})" if keys else "")
     for index, (row_a, row_b) in enumerate(zip(rows_a, rows_b, strict=False)):
         if row_a == row_b:
             continue
@@ -90,9 +90,7 @@ def find_divergence(
             what.append(f"loss differs: {_decimal(row_a.get('loss'))} vs {_decimal(row_b.get('loss'))}")
         if parameter is not None:
             what.append(f"parameter {parameter} differs at step {parameter_step}")
-        detail = f"at step {step} (epoch {epoch}): " + ("; ".join(what) or "trace rows differ")
-        if config_note:
-            detail += f"; {config_note}"
+        detail = f"at step {step} (epoch {epoch}): " + ("; ".join(what) or "trace rows differ") + config_note
         return Divergence(step, epoch, cause, parameter, parameter_step, streams, detail)
     if len(rows_a) == len(rows_b):
         return None
@@ -100,9 +98,7 @@ def find_divergence(
     common = min(len(rows_a), len(rows_b))
     missing = longer[common]
     last = f"after step {longer[common - 1].get('step')}" if common else "before its first step"
-    detail = f"{label}'s trace ends {last}; the other continues to step {longer[-1].get('step')}"
-    if config_note:
-        detail += f"; {config_note}"
+    detail = f"{label}'s trace ends {last}; the other continues to step {longer[-1].get('step')}{config_note}"
     cause = CONFIGURATION if config_differs else LENGTH
     return Divergence(missing.get("step"), missing.get("epoch"), cause, None, None, [], detail)
 

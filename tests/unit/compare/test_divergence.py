@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.helpers import fake_runs as fr
-from twinrun.compare.divergence import find_divergence
+from twinrun.compare.divergence import find_divergence, trace_section
 from twinrun.compare.run_reader import UnusableRunError
 from twinrun.compare.runs import compare_runs
 from twinrun.record import runs
@@ -78,3 +79,169 @@ def test_decisive_environment_keys(tmp_path: Path, change: dict, decisive: bool)
     assert env.status == "different"
     assert bool(env.decisive) is decisive, env.decisive
     assert env.bit_identity_expected is not decisive
+
+
+# --- find_divergence and trace_section on hand-made rows ---------------------------------------------
+
+
+def _row(step: int, epoch: int = 1, **fields: Any) -> dict[str, Any]:
+    """A trace row with a fixed batch digest, RNG digests and loss; ``fields`` replace or add keys."""
+    row: dict[str, Any] = {"step": step, "epoch": epoch, "batch": f"b{step}", "rng": {"torch": f"t{step}"}}
+    row["loss"] = runs.exact(1.0)
+    row.update(fields)
+    return row
+
+
+def test_identical_traces_have_no_divergence_and_an_identical_section() -> None:
+    rows = [_row(1), _row(2)]
+    assert find_divergence(rows, [dict(r) for r in rows]) is None
+    assert find_divergence([], []) is None
+    sec = trace_section(rows, list(rows), None)
+    assert (sec.status, sec.summary, sec.steps_a, sec.steps_b) == ("identical", "2 steps identical", 2, 2)
+    one = trace_section(rows[:1], rows[:1], None)
+    assert (one.summary, one.steps_a, one.steps_b) == ("1 step identical", 1, 1)
+
+
+def test_a_divergent_trace_section_names_where_and_counts_both_traces() -> None:
+    a, b = [_row(1), _row(2)], [_row(1)]
+    div = find_divergence(a, b)
+    sec = trace_section(a, b, div)
+    assert (sec.status, sec.summary) == ("different", "diverges at step 2 (epoch 1): length")
+    assert (sec.steps_a, sec.steps_b) == (2, 1)
+
+
+def test_the_loss_is_shown_as_a_decimal_and_the_first_parameter_is_named() -> None:
+    a = [_row(1), _row(2, params={"w": "1", "b": "1"})]
+    b = [_row(1), _row(2, loss=runs.exact(0.5), params={"w": "1", "b": "2"})]
+    div = find_divergence(a, b)
+    assert div is not None
+    assert (div.step, div.epoch, div.cause, div.parameter, div.parameter_step) == (
+        2,
+        1,
+        "computation",
+        "b",
+        2,
+    )
+    assert div.rng_streams == []
+    assert div.detail == "at step 2 (epoch 1): loss differs: 1.0 vs 0.5; parameter b differs at step 2"
+
+
+def test_a_loss_that_is_not_a_float_hex_is_shown_as_it_is() -> None:
+    div = find_divergence([_row(1, loss="n/a")], [_row(1, loss=runs.exact(2.0))])
+    assert div is not None and div.detail == "at step 1 (epoch 1): loss differs: n/a vs 2.0"
+    div = find_divergence([_row(1, loss=None)], [_row(1, loss=1.5)])
+    assert div is not None and div.detail == "at step 1 (epoch 1): loss differs: None vs 1.5"
+
+
+def test_rows_that_differ_in_no_named_field_say_so() -> None:
+    div = find_divergence([_row(3, epoch=2)], [_row(3, epoch=2, lr=0.1)])
+    assert div is not None and (div.cause, div.parameter, div.parameter_step) == ("computation", None, None)
+    assert div.detail == "at step 3 (epoch 2): trace rows differ"
+
+
+def test_every_difference_of_the_first_divergent_row_is_listed_in_order() -> None:
+    a = [_row(1), _row(2, rng={"python": "p", "torch": "t"}, params={"w": "1"})]
+    b = [
+        _row(1),
+        _row(2, batch="x", loss=runs.exact(3.0), rng={"numpy": "n", "torch": "u"}, params={"w": "2"}),
+    ]
+    div = find_divergence(a, b)
+    assert div is not None and (div.cause, div.rng_streams) == ("data order", ["python", "torch", "numpy"])
+    assert div.detail == (
+        "at step 2 (epoch 1): the batch's sample indices differ; "
+        "RNG state before the step differs (python, torch, numpy); "
+        "loss differs: 1.0 vs 3.0; parameter w differs at step 2"
+    )
+
+
+def test_rng_streams_only_one_run_traced_are_differences() -> None:
+    a, b = [_row(1, rng=None)], [_row(1, rng={"numpy": "n", "torch": "t"})]
+    div = find_divergence(a, b)
+    assert div is not None and (div.cause, div.rng_streams) == ("rng stream", ["numpy", "torch"])
+    div = find_divergence(b, [_row(1, rng={"numpy": "n", "torch": "other"})])
+    assert div is not None and div.rng_streams == ["torch"]  # the equal stream is not named
+    assert div.detail == "at step 1 (epoch 1): RNG state before the step differs (torch)"
+
+
+def test_the_first_parameter_is_looked_for_from_the_divergent_step_on() -> None:
+    a = [_row(1, params={"w": "1"}), _row(2), _row(3, params={"w": "3", "v": "3"}), _row(4)]
+    b = [_row(1, params={"w": "1"}), _row(2, loss=runs.exact(2.0)), _row(3, params={"w": "3", "v": "x"})]
+    b.append(_row(4, params={"w": "4"}))  # only RUN_B traced parameters at step 4: not compared there
+    div = find_divergence(a, b)
+    assert div is not None and (div.step, div.parameter, div.parameter_step) == (2, "v", 3)
+
+
+def test_a_parameter_only_run_b_traced_is_named_after_run_a_s() -> None:
+    a = [_row(1, params={"w": "1", "v": "1"})]
+    b = [_row(1, params={"z": "1", "v": "2", "w": "1"})]
+    div = find_divergence(a, b)
+    assert div is not None and (div.parameter, div.parameter_step, div.cause) == ("v", 1, "computation")
+    b = [_row(1, params={"z": "1", "v": "1", "w": "1"})]  # only the extra name differs
+    div = find_divergence(a, b)
+    assert div is not None and div.parameter == "z"
+
+
+def test_parameters_are_compared_after_a_shorter_trace_diverges_earlier() -> None:
+    a = [_row(1), _row(2, params={"w": "1"}), _row(3)]
+    b = [_row(1, loss=runs.exact(4.0)), _row(2, params={"w": "2"})]
+    div = find_divergence(a, b)
+    assert div is not None and (div.step, div.parameter, div.parameter_step) == (1, "w", 2)
+    assert find_divergence(b, a).parameter == "w"  # either run may be the shorter one
+
+
+def test_other_step_numbers_are_a_length_difference_or_the_configuration() -> None:
+    a, b = [_row(1), _row(2, params={"w": "1"})], [_row(1), _row(3, params={"w": "2"})]
+    div = find_divergence(a, b)
+    assert div is not None and (div.step, div.epoch, div.cause) == (2, 1, "length")
+    assert (div.parameter, div.parameter_step) == ("w", 2)  # RUN_A's step
+    assert div.detail == (
+        "at step 2 (epoch 1): step numbers differ (2 vs 3); the batch's sample indices differ; "
+        "RNG state before the step differs (torch); parameter w differs at step 2"
+    )
+    div = find_divergence(a, b, config_differs=True)
+    assert div is not None and div.cause == "configuration"
+    assert div.detail.endswith("parameter w differs at step 2; the configurations differ")
+
+
+def test_a_configuration_difference_explains_any_other_difference() -> None:
+    a, b = [_row(1)], [_row(1, batch="x")]
+    keys = ["a.b", "c", "d", "e"]
+    div = find_divergence(a, b, config_differs=True, config_keys=keys)
+    assert div is not None and div.cause == "configuration"
+    assert (
+        div.detail
+        == "at step 1 (epoch 1): the batch's sample indices differ; the configurations differ (a.b, c, d)"
+    )
+    div = find_divergence(a, b, config_differs=True, config_keys=[])
+    assert div is not None and div.detail.endswith("differ; the configurations differ")
+    div = find_divergence(a, b, config_differs=True)
+    assert div is not None and div.detail.endswith("differ; the configurations differ")
+    div = find_divergence(a, b, config_keys=keys)  # keys without config_differs: not mentioned
+    assert div is not None and (div.cause, div.detail) == (
+        "data order",
+        "at step 1 (epoch 1): the batch's sample indices differ",
+    )
+
+
+@pytest.mark.parametrize("swap", [False, True])
+def test_a_trace_that_stops_early_names_the_missing_step(swap: bool) -> None:
+    long = [_row(1), _row(2), _row(3, epoch=2), _row(4, epoch=2)]
+    short = long[:2]
+    a, b, label = (short, long, "RUN_A") if swap else (long, short, "RUN_B")
+    div = find_divergence(a, b)
+    assert div is not None
+    assert (div.step, div.epoch, div.cause, div.parameter, div.parameter_step) == (3, 2, "length", None, None)
+    assert div.rng_streams == []
+    assert div.detail == f"{label}'s trace ends after step 2; the other continues to step 4"
+    div = find_divergence(a, b, config_differs=True, config_keys=["x"])
+    assert div is not None and div.cause == "configuration"
+    assert (
+        div.detail
+        == f"{label}'s trace ends after step 2; the other continues to step 4; the configurations differ (x)"
+    )
+
+
+def test_an_empty_trace_ends_before_its_first_step() -> None:
+    div = find_divergence([], [_row(1), _row(2)])
+    assert div is not None and (div.step, div.epoch, div.cause) == (1, 1, "length")
+    assert div.detail == "RUN_A's trace ends before its first step; the other continues to step 2"
