@@ -251,3 +251,131 @@ def test_overrides_are_sorted_by_key_not_by_whole_string() -> None:
     strategy = overrides("vae_mnist", groups=("training",), bounds={"training.batch_size": (1, 64)})
     items = find(strategy, lambda items: True)
     assert [item.split("=", 1)[0] for item in items] == ["seed", "training", "training.batch_size"]
+
+
+@pytest.mark.parametrize(
+    ("keys", "bounds", "message"),
+    [
+        (["n"], None, "n is numeric: declare its bounds, e.g. bounds={'n': (low, high)}"),
+        (
+            ["name"],
+            None,
+            "name='hi' is not a numeric or boolean leaf; use group_choices or your own strategy",
+        ),
+        (["missing.key"], None, "missing.key is not a key of the config"),
+        (["n.deeper"], None, "n.deeper is not a key of the config"),  # below a leaf
+        (None, {"x": (1.0, 0.0)}, "bounds for x are empty: 1.0 > 0.0"),
+        (None, {"n": (0.2, 0.8)}, "bounds (0.2, 0.8) for integer n hold no integer"),
+        (
+            ["n"],
+            {"n": (0, 1), "x": (0.0, 1.0), "a": (0, 1)},
+            "bounds given for keys that are not varied: a, x",
+        ),
+        (["flag"], {"flag": (0, 5)}, "flag is a boolean: leave it out of bounds or give (False, True)"),
+    ],
+)
+def test_leaf_overrides_refusals_say_exactly_what_to_do(tiny_conf: Path, keys, bounds, message) -> None:
+    cfg = compose_config("app", config_dir=tiny_conf)
+    with pytest.raises(ValueError) as error:
+        leaf_overrides(cfg, keys=keys, bounds=bounds)
+    assert str(error.value) == message
+
+
+def test_leaf_overrides_edge_bounds(tiny_conf: Path) -> None:
+    cfg = compose_config("app", config_dir=tiny_conf)
+    assert find(leaf_overrides(cfg, bounds={"n": (3, 3)}), lambda i: True) == ["n=3"]  # one value
+    assert find(leaf_overrides(cfg, bounds={"n": (2.5, 3.5)}), lambda i: True) == ["n=3"]  # narrowed
+    narrowed = leaf_overrides(cfg, bounds={"n": (0.5, 3.5)})
+    assert find(narrowed, lambda i: True) == ["n=1"]
+    assert find(narrowed, lambda i: i[0] >= "n=3") == ["n=3"]
+    assert find(leaf_overrides(cfg, bounds={"x": (0.25, 0.25)}), lambda i: True) == ["x=0.25"]
+    flags = leaf_overrides(cfg, keys=["flag"], bounds={"flag": (False, True)})
+    assert find(flags, lambda i: True) == ["flag=false"] and find(flags, lambda i: i != ["flag=false"]) == [
+        "flag=true"
+    ]
+    assert find(leaf_overrides(cfg), lambda i: True) == []  # nothing asked: nothing varied
+
+
+def test_a_null_leaf_with_a_boolean_bound_is_a_float(tiny_conf: Path) -> None:
+    cfg = compose_config("app", config_dir=tiny_conf)
+    value = find(leaf_overrides(cfg, bounds={"maybe": (False, 3)}), lambda i: True)[0].removeprefix("maybe=")
+    assert value == "0.0"
+
+
+@settings(max_examples=30, database=None)
+@given(data=st.data())
+def test_float_leaves_stay_finite_within_bounds(data) -> None:
+    cfg = {"x": 0.5}
+    items = data.draw(leaf_overrides(cfg, bounds={"x": (-1.0, 1.0)}))
+    assert len(items) == 1 and -1.0 <= float(items[0].removeprefix("x=")) <= 1.0
+
+
+class _Node:
+    """A mapping-like node that is not a ``Mapping``: keys, membership and item access only."""
+
+    def __init__(self, items: dict) -> None:
+        self._items = items
+
+    def keys(self):
+        return self._items.keys()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def __getitem__(self, key: str):
+        return self._items[key]
+
+
+def test_leaf_overrides_walk_mapping_like_nodes() -> None:
+    cfg = _Node({"opt": _Node({"lr": 0.5}), "n": 4})
+    assert find(leaf_overrides(cfg, bounds={"opt.lr": (0.5, 0.5), "n": (4, 4)}), lambda i: True) == [
+        "n=4",
+        "opt.lr=0.5",
+    ]
+
+
+def test_format_value_refuses_non_finite_floats_by_name() -> None:
+    for value in (float("nan"), float("inf"), float("-inf")):
+        with pytest.raises(ValueError) as error:
+            format_value(value)
+        assert str(error.value) == f"{value!r} has no place in a bounded override"
+    assert format_value(-0.0) == "-0.0" and format_value(0) == "0" and format_value(-3) == "-3"
+
+
+def test_overrides_refuse_unknown_or_empty_group_options(tiny_conf: Path) -> None:
+    for allowed, said in ((["z", "a", "y"], "['y', 'z']"), ([], "[]")):
+        with pytest.raises(ValueError) as error:
+            overrides("app", groups={"opt": allowed}, seed_key=None, config_dir=tiny_conf)
+        assert str(error.value) == f"config group 'opt' has no option(s) {said}"
+    with pytest.raises(ValueError) as error:
+        overrides("app", config_dir=tiny_conf)
+    assert str(error.value) == "app has no 'seed' key: pass seed_key=None or the right key"
+
+
+def test_overrides_vary_a_named_seed_key_and_whole_groups(tiny_conf: Path) -> None:
+    strategy = overrides("app", groups=["opt"], seed_key="n", config_dir=tiny_conf)
+    assert find(strategy, lambda i: True) == ["n=0", "opt=a"]
+    assert find(strategy, lambda i: i[1] == "opt=c" and int(i[0][2:]) >= SEED_MAX) == [
+        f"n={SEED_MAX}",
+        "opt=c",
+    ]
+    with pytest.raises(ValueError) as error:
+        overrides("app", seed_key="n", bounds={"n": (0, 1)}, config_dir=tiny_conf)
+    assert str(error.value) == "keys varied twice: n"
+
+
+def test_overrides_apply_base_overrides_before_typing_leaves(tiny_conf: Path) -> None:
+    (tiny_conf / "opt" / "b.yaml").write_text("label: b\nrate: 0.5\n")
+    strategy = overrides(
+        "app", bounds={"opt.rate": (0.5, 0.5)}, seed_key=None, config_dir=tiny_conf, base_overrides=["opt=b"]
+    )
+    assert find(strategy, lambda i: True) == ["opt.rate=0.5"]
+    with pytest.raises(ValueError, match=r"opt\.rate is not a key"):  # control: opt=a has no rate
+        overrides("app", bounds={"opt.rate": (0.5, 0.5)}, seed_key=None, config_dir=tiny_conf)
+
+
+def test_overrides_keys_vary_booleans_without_bounds(tiny_conf: Path) -> None:
+    strategy = overrides(
+        "app", groups={"opt": ["b"]}, keys=iter(["flag"]), seed_key=None, config_dir=tiny_conf
+    )
+    assert find(strategy, lambda i: True) == ["flag=false", "opt=b"]
