@@ -871,3 +871,23 @@ def test_hints_read_run_a_config_and_the_outcomes(twins: tuple[Path, Path]) -> N
     log.write_text(log.read_text().replace("test_loss=95.0000", "test_loss=95.0001"))
     hints = compare_runs(a, b).hints
     assert any(h.startswith("seed is 0: `if cfg.seed:` skips seeding") for h in hints), hints
+
+
+def test_trust_pickle_reaches_the_final_weights(tmp_path: Path) -> None:
+    import operator
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for run in (a, b):
+        run.mkdir()
+        torch.save({"w": torch.ones(2), "get": operator.attrgetter("real")}, run / "trained_model.pt")
+    with pytest.raises(UnusableRunError, match=r"GLOBAL operator\.attrgetter"):
+        compare_runs(a, b)
+    report = compare_runs(a, b, trust_pickle=True)
+    assert report.exit_code == 0 and report.sections["weights"].status == IDENTICAL
+
+
+def test_two_config_changes_are_both_named(twins: tuple[Path, Path]) -> None:
+    a, b = twins
+    write_config(b, device="cuda", seed=1)
+    sec = compare_runs(a, b).sections["config"]
+    assert (sec.status, sec.summary) == (DIFFERENT, "device: cpu -> cuda; seed: 0 -> 1")

@@ -58,6 +58,14 @@ def test_same_value_is_equality_including_type() -> None:
     assert not same_value(RawNumber("1e999"), "1e999")  # a number JSON cannot hold is not its text
     assert not same_value(RawNumber("1e999"), 1e999)
 
+    class Lookalike:
+        """Another type JSON has no place for, shown like the RawNumber."""
+
+        def __repr__(self) -> str:
+            return "1e999"
+
+    assert not same_value(RawNumber("1e999"), Lookalike())  # same repr, other type
+
 
 def test_differing_keys_in_order_a_key_only_one_side_has_included() -> None:
     fa = {"x": 1, "same": 2, "gone": None, "y": 1}
