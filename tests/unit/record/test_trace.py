@@ -1,7 +1,11 @@
+import hashlib
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from twinrun.record import trace
 from twinrun.record.determinism import seed_everything
 from twinrun.record.rng_state import rng_digests
 from twinrun.record.trace import (
@@ -207,3 +211,184 @@ def test_fingerprints_follow_a_parameter_whose_storage_moved(move) -> None:
     after = fingerprints()
     assert after == param_fingerprints(model)  # what a fresh look sees
     assert after["weight"] != before["weight"]
+
+
+def test_batch_digest_reads_any_index_tensor_as_int64() -> None:
+    """The trace/2 batch digest: SHA-256 prefix of the indices as int64 bytes, whatever tensor holds them."""
+    expected = hashlib.sha256(np.array([5, 1, 2], dtype=np.int64).tobytes()).hexdigest()[:16]
+    assert batch_digest(torch.tensor([5, 1, 2])) == expected
+    assert batch_digest(torch.tensor([5, 1, 2], dtype=torch.int32)) == expected
+    assert batch_digest(torch.tensor([5.0, 1.0, 2.0])) == expected
+    strided = torch.tensor([[5, 0], [1, 0], [2, 0]])[:, 0]  # not contiguous
+    assert not strided.is_contiguous() and batch_digest(strided) == expected
+
+
+def test_data_digest_hashes_the_documented_byte_stream() -> None:
+    """The trace/2 data digest, spelled out: traces of one format must stay comparable across versions."""
+    x = torch.tensor([[1.0, -2.0]])
+    n = np.array([[1, 2], [3, 4]], dtype=np.int16)[:, 1]  # a strided view: hashed in C order
+    batch = {"x": x, "n": n, "meta": ("a", 3, None, b"z", 1.5, True, object())}
+    expected = hashlib.sha256()
+    for part in (b"'x'", b"torch.float32(1, 2)", x.numpy().tobytes()):
+        expected.update(part)
+    for part in (b"'n'", b"int16(2,)", np.array([2, 4], dtype=np.int16).tobytes()):
+        expected.update(part)
+    for part in (b"'meta'", b"[", b"'a'", b"3", b"None", b"b'z'", b"1.5", b"True", b"]"):  # object(): skipped
+        expected.update(part)
+    assert _digest(batch=batch) == expected.hexdigest()[:16]
+
+
+def test_data_digest_skips_objects_it_cannot_hash_but_not_none() -> None:
+    a = torch.tensor([1.0])
+    assert _digest(batch=[a, object()]) == _digest(batch=[a])
+    assert _digest(batch=[a, None]) != _digest(batch=[a])
+
+
+def _wraparound_fingerprint(param: torch.Tensor) -> str:
+    """The documented fingerprint in plain Python: the bits as integers (1-byte: unsigned), summed
+    with signed wraparound in 32 bits (64 for 8-byte dtypes), as 16 hex digits of its 64-bit pattern."""
+    width = param.element_size()
+    view = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[width]
+    total = sum(param.detach().reshape(-1).view(view).tolist())
+    bits = 64 if width == 8 else 32
+    wrapped = (total + 2 ** (bits - 1)) % 2**bits - 2 ** (bits - 1)
+    return f"{wrapped % 2**64:016x}"
+
+
+class _EveryWidth(nn.Module):
+    """Parameters of 1, 2, 4 and 8 bytes whose sums overflow their accumulator."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w1 = nn.Parameter(torch.tensor([200, 255, 7], dtype=torch.uint8), requires_grad=False)
+        self.w2 = nn.Parameter(torch.full((140000,), -3.0, dtype=torch.bfloat16))  # int16 bits < 0
+        self.w4 = nn.Parameter(torch.full((10,), -1.0e30))  # int32 bits < 0
+        self.w8 = nn.Parameter(torch.tensor([1.0e300, 2.0e300, -3.0], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("fingerprints", [ParamFingerprints, _AllOnDevice], ids=["host", "device"])
+def test_fingerprints_are_wraparound_sums_of_every_width(fingerprints: type[ParamFingerprints]) -> None:
+    model = _EveryWidth()
+    expected = {name: _wraparound_fingerprint(param) for name, param in model.named_parameters()}
+    assert fingerprints(model)() == expected
+    assert len(set(expected.values())) == 4  # the check can fail: no two sums agree
+
+
+def test_cpu_parameters_are_summed_at_capture() -> None:
+    """On the CPU the sums are plain integers at once: nothing left on a device for the flush to copy."""
+    model = nn.Linear(3, 2)
+    sums = ParamFingerprints(model).capture()
+    assert sums.device is None and sums.device_positions == []
+    assert [f"{value % 2**64:016x}" for value in sums.host] == list(param_fingerprints(model).values())
+
+
+def _step(recorder: TraceRecorder, model: nn.Module, step: int, **after) -> dict[str, str]:
+    """One recorded step that changes ``model``; returns its fingerprints right after the step."""
+    recorder.before_step(step, 1, torch.tensor([step]))
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    recorder.after_step(1.0, model, **after)
+    return param_fingerprints(model)
+
+
+def test_params_every_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"^trace\.params_every must be >= 1$"):
+        TraceRecorder(params_every=0)
+
+
+def test_a_recorder_made_with_rows_continues_after_them() -> None:
+    given = [{"step": 4, "epoch": 1}]
+    recorder = TraceRecorder(rows=given)
+    _step(recorder, nn.Linear(1, 1), 5)
+    assert [row["step"] for row in recorder.rows] == [4, 5]
+    assert given == [{"step": 4, "epoch": 1}]  # the caller's list is not appended to
+
+
+def test_final_step_carries_params_whatever_params_every() -> None:
+    model = nn.Linear(2, 1)
+    recorder = TraceRecorder(params_every=10)
+    _step(recorder, model, 1)
+    last = _step(recorder, model, 2, final=True)
+    assert [row.get("params") for row in recorder.rows] == [None, last]
+
+
+def test_mark_final_fingerprints_the_last_captured_step_once() -> None:
+    model = nn.Linear(2, 1)
+    recorder = TraceRecorder(params_every=3)
+    at_step = {step: _step(recorder, model, step) for step in (1, 2, 3, 4)}
+    recorder.mark_final(model)  # step 4 is captured, not yet a row
+    with torch.no_grad():
+        model.bias.add_(1.0)  # a change after the final mark does not reach the trace
+    recorder.mark_final(model)
+    assert [row.get("params") for row in recorder.rows] == [None, None, at_step[3], at_step[4]]
+
+
+def test_mark_final_keeps_the_fingerprints_a_row_has() -> None:
+    model = nn.Linear(2, 1)
+    recorder = TraceRecorder()
+    recorder.mark_final(model)  # nothing recorded: nothing to mark
+    assert recorder.rows == []
+    last = _step(recorder, model, 1)
+    assert recorder.rows[-1]["params"] == last  # flushed into a row
+    with torch.no_grad():
+        model.bias.add_(1.0)
+    recorder.mark_final(model)
+    assert recorder.rows[-1]["params"] == last
+
+
+def test_add_data_needs_an_open_step() -> None:
+    with pytest.raises(AssertionError, match=r"^add_data without before_step"):
+        TraceRecorder().add_data(indices=[0])
+
+
+def test_add_data_digests_batches_after_the_indices() -> None:
+    recorder = TraceRecorder()
+    recorder.before_step(1, 1, torch.tensor([0, 1]))
+    recorder.add_data(batch={"x": torch.ones(2)})  # a micro-batch given by its contents alone
+    recorder.add_data(indices=[2], batch=None)
+    recorder.after_step(1.0, nn.Linear(1, 1))
+    expected = DataDigest()
+    expected.add_indices([0, 1])
+    expected.add_batch({"x": torch.ones(2)})
+    expected.add_indices([2])
+    assert recorder.rows[0]["batch"] == expected.hexdigest() != _digest(indices=[0, 1, 2])
+
+
+def test_discard_step_records_nothing_of_the_open_step() -> None:
+    recorder = TraceRecorder()
+    recorder.before_step(1, 1, torch.tensor([0]))
+    recorder.discard_step()
+    assert recorder.open_step is None and recorder.rows == []
+    _step(recorder, nn.Linear(1, 1), 1)
+    assert [row["batch"] for row in recorder.rows] == [batch_digest(torch.tensor([1]))]
+
+
+def test_rows_are_made_every_flush_every_steps(monkeypatch) -> None:
+    """Digests are made in batches: none while steps are captured, FLUSH_EVERY rows at once."""
+    monkeypatch.setattr(TraceRecorder, "FLUSH_EVERY", 3)
+    hashed = []
+    digests = trace.snapshot_digests
+    monkeypatch.setattr(trace, "snapshot_digests", lambda snapshot: hashed.append(1) or digests(snapshot))
+    model, recorder = nn.Linear(1, 1), TraceRecorder()
+    for step in (1, 2):
+        _step(recorder, model, step)
+    assert len(hashed) == 0
+    _step(recorder, model, 3)
+    assert len(hashed) == 3
+    _step(recorder, model, 4)
+    assert len(hashed) == 3  # step 4 waits for the next flush
+    assert len(recorder.rows) == 4 and len(hashed) == 4  # reading the rows flushes it
+
+
+def test_device_sums_are_copied_in_one_transfer_per_flush(monkeypatch) -> None:
+    """One device synchronisation per flush, not per step (counted as ``Tensor.cpu`` calls)."""
+    model = nn.Linear(3, 2)
+    monkeypatch.setattr(trace, "ParamFingerprints", _AllOnDevice)
+    recorder = TraceRecorder(params_every=2)
+    expected = [_step(recorder, model, step) for step in (1, 2, 3, 4, 5)]
+    copies = []
+    cpu = torch.Tensor.cpu
+    monkeypatch.setattr(torch.Tensor, "cpu", lambda self, *a, **k: copies.append(1) or cpu(self, *a, **k))
+    rows = recorder.rows
+    assert len(copies) == 1
+    assert [row.get("params") for row in rows] == [None, expected[1], None, expected[3], None]
