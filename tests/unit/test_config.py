@@ -176,6 +176,7 @@ def test_missing_configs_name_both_places(tmp_path: Path, monkeypatch: pytest.Mo
         ("hydra", True),
         ("hydra.job.name", True),
         ("model.hydra", True),  # the last part
+        ("a.model.hydra", True),  # the last part, however deep
         ("hydras", False),
         ("ckpt_path", True),
         ("paths.weights_path", True),
@@ -362,6 +363,8 @@ def optimizer_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     package.mkdir()
     (package / "__init__.py").write_text(OPTIMIZERS)
     (package / "sub.py").write_text(OPTIMIZERS)
+    # a submodule named like a class of the package: a target's last part is an attribute, never a module
+    (package / "Opt.py").write_text("NOT_THE_CLASS = True\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     yield name
     for module in [m for m in sys.modules if m == name or m.startswith(name + ".")]:

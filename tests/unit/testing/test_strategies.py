@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from hypothesis.errors import InvalidArgument, NoSuchExample
 from twinrun.testing.compose import compose_config, group_options
 from twinrun.testing.strategies import (
     SEED_MAX,
+    _sorted_by_key,
     batch_sizes_not_dividing,
     format_value,
     group_choices,
@@ -379,3 +381,17 @@ def test_overrides_keys_vary_booleans_without_bounds(tiny_conf: Path) -> None:
         "app", groups={"opt": ["b"]}, keys=iter(["flag"]), seed_key=None, config_dir=tiny_conf
     )
     assert find(strategy, lambda i: True) == ["flag=false", "opt=b"]
+
+
+@settings(max_examples=60, database=None)
+@given(data=st.data(), bound=st.sampled_from([(-math.inf, 1.0), (0.0, math.inf)]))
+def test_an_infinite_float_bound_still_draws_finite_values(data, bound: tuple[float, float]) -> None:
+    items = data.draw(leaf_overrides({"x": 0.5}, bounds={"x": bound}))
+    value = float(items[0].removeprefix("x="))
+    assert math.isfinite(value) and bound[0] <= value <= bound[1]
+
+
+def test_a_value_holding_an_equals_sign_does_not_move_its_override() -> None:
+    # sorted by the text before the first "=": "opt" < "opt.x" although "opt=a" > "opt.x"
+    assert _sorted_by_key(["opt.x=1", "opt=a=b"]) == ["opt=a=b", "opt.x=1"]
+    assert _sorted_by_key(["b=1", "a=2=3", "a.b=0"]) == ["a=2=3", "a.b=0", "b=1"]
