@@ -55,6 +55,7 @@ def test_mutant_first_index_beyond_the_first_chunk(monkeypatch: pytest.MonkeyPat
     b[70] = -1.0  # chunk 4, element 6 of it
     (diff,) = compare_weights(*_pair({"w": a}, {"w": b})).differing
     assert (diff.first_index, diff.first_a, diff.first_b) == (70, 70.0, -1.0)
+    assert type(diff.first_index) is int  # an index, shown as 70 (not 70.0) in reports
     b[3] = -2.0  # control: a difference in the first chunk is found first
     assert compare_weights(*_pair({"w": a}, {"w": b})).differing[0].first_index == 3
 
@@ -290,3 +291,19 @@ def test_the_whole_object_as_one_value_is_named_by_the_label() -> None:
     assert [(m.name, m.a, m.b) for m in sec.leaf_mismatches] == [("n.pt", 1, 2)]
     assert sec.summary == "1 of 1 other values differ: n.pt 1 vs 2"
     assert (sec.source_a, sec.source_b, sec.atol, sec.rtol, sec.close) == ("a", "b", None, None, None)
+
+
+def test_compare_tensor_describes_one_tensor_or_returns_none() -> None:
+    a, b = _pair({"w": torch.zeros(2, 3)}, {"w": torch.tensor([[0.0, 0.0, 0.0], [0.0, 2.0, 0.0]])})
+    buffers = (np.empty(64, np.uint8), np.empty(64, np.uint8))
+    diff = weights_compare.compare_tensor(a, b, "w", buffers, tol=(1.0, 0.0))
+    assert diff is not None
+    assert (diff.name, diff.dtype, diff.shape, diff.numel, diff.unit) == (
+        "w",
+        "float32",
+        [2, 3],
+        6,
+        "elements",
+    )
+    assert (diff.differing, diff.first_index, diff.max_abs_diff, diff.close) == (1, 4, 2.0, False)
+    assert weights_compare.compare_tensor(a, a, "w", buffers) is None
