@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -307,3 +308,35 @@ def test_compare_tensor_describes_one_tensor_or_returns_none() -> None:
     )
     assert (diff.differing, diff.first_index, diff.max_abs_diff, diff.close) == (1, 4, 2.0, False)
     assert weights_compare.compare_tensor(a, a, "w", buffers) is None
+
+
+def _floats(bits: list[int]) -> torch.Tensor:
+    """float64s from raw (unsigned) bit patterns: NaN payloads survive."""
+    return torch.from_numpy(np.array(bits, dtype=np.uint64).view(np.float64))
+
+
+NAN64, NAN64_PAYLOAD = 0x7FF8000000000000, 0x7FF8000000000001
+ONE64, INF64, BIG64 = 0x3FF0000000000000, 0x7FF0000000000000, 0x7FEFFFFFFFFFFFFF  # 1.0, inf, max float64
+
+
+def test_nans_infinities_and_overflow_are_counted_without_numpy_warnings() -> None:
+    a = _floats([NAN64, ONE64, INF64, BIG64, ONE64])
+    b = _floats([NAN64_PAYLOAD, NAN64, INF64, BIG64 | 1 << 63, ONE64])  # payload, NaN vs 1, same inf, -max
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # inf - inf and max - (-max) stay silent
+        (diff,) = compare_weights(*_pair({"w": a}, {"w": b}), atol=1e-3).differing
+    assert (diff.differing, diff.first_index, diff.nan_mismatches) == (3, 0, 1)
+    assert diff.max_abs_diff == math.inf and diff.close is False
+
+
+@pytest.mark.parametrize("size", [2, 16], ids=["dense", "sparse"])
+def test_nan_payloads_are_close_and_a_one_sided_nan_is_not(size: int) -> None:
+    a = torch.ones(size, dtype=torch.float64)
+    a[1] = _floats([NAN64])[0]
+    b = a.clone()
+    b.view(torch.int64)[1] = NAN64_PAYLOAD  # another NaN: bits differ, values do not
+    (diff,) = compare_weights(*_pair({"w": a}, {"w": b}), atol=1e-3).differing
+    assert (diff.differing, diff.nan_mismatches, diff.max_abs_diff, diff.close) == (1, 0, 0.0, True)
+    b[1] = 1.0  # a number against the NaN: no |a-b| to measure, never close
+    (diff,) = compare_weights(*_pair({"w": a}, {"w": b}), atol=1e-3).differing
+    assert (diff.differing, diff.nan_mismatches, diff.max_abs_diff, diff.close) == (1, 1, 0.0, False)
