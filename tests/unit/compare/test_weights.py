@@ -163,7 +163,7 @@ def test_summary_of_identical_weights_gives_count_and_size() -> None:
     assert summary(1023) == "2 tensors, 1.0 KiB, bitwise identical"
     assert summary(1535, atol=0.5) == "2 tensors, 1.5 KiB, bitwise identical; all within atol=0.5 rtol=0"
     assert summary((1 << 20) - 1) == "2 tensors, 1.0 MiB, bitwise identical"
-    assert weights_compare._size(3 << 29) == "1.5 GiB"
+    assert weights_compare._size(1 << 30) == "1.0 GiB" and weights_compare._size(3 << 29) == "1.5 GiB"
     assert weights_compare._size(1 << 40) == "1024.0 GiB"  # no larger unit
 
 
