@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import locale
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +122,16 @@ def test_read_errors_are_one_exact_line(run: Path) -> None:
     assert (
         str(info.value) == f"cannot read {run}/missing.jsonl (no such file or directory; regenerate the run)"
     )
+
+
+def test_run_files_are_utf8_whatever_the_locale(run: Path) -> None:
+    (run / runs.ENV).write_text('{"host": "café"}', encoding="utf-8")
+    before = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")  # an ASCII locale: its default decoding would fail
+    try:
+        assert read_json(open_run(run), runs.ENV) == {"host": "café"}
+    finally:
+        locale.setlocale(locale.LC_CTYPE, before)
 
 
 def test_unreadable_reason() -> None:
@@ -289,8 +300,17 @@ def test_comparable_overrides_judge_the_key_only() -> None:
         "~training.resume_from",
         "hydra/run/dir=/out",
         "tag=+~/",
+        "note=ckpt_dir=x",  # the key is before the first "=" only
+        "Xhydra.run.dir=1",  # only "+" and "~" prefixes are stripped
     ]
-    assert comparable_overrides(given) == ["name=data.root=x", "optimizer.lr=0.1", "seed=1", "tag=+~/"]
+    assert comparable_overrides(given) == [
+        "Xhydra.run.dir=1",
+        "name=data.root=x",
+        "note=ckpt_dir=x",
+        "optimizer.lr=0.1",
+        "seed=1",
+        "tag=+~/",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -342,14 +362,20 @@ def test_path_mask_edge_cases() -> None:
     assert PathMask(["", "/runs/a"])("x /runs/a y") == "x <run> y"  # an empty path masks nothing
     assert PathMask(["/w"], cwd="/w")("/w/x") == "<run>/x"  # the working directory is the run
     assert PathMask([], cwd="/w/")("/w/conf /wx") == "<cwd>/conf /wx"
+    # Only slashes are stripped from the end of a path, not letters.
+    assert PathMask(["/runs/X"], cwd="/wX/")("/runs/X/y /wX/c /runs/Y") == "<run>/y <cwd>/c /runs/Y"
     assert PathMask([])("/a/b") == "/a/b" and PathMask(["/a"])(None) is None  # not text: as it was
     assert PathMask(["/a"])(3) == 3
 
 
 def test_absolute_spellings_and_path_mask(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real = make_run(tmp_path / "real")
-    (tmp_path / "link").symlink_to(real)
+    for name in ("link", "linkX", "link "):  # a name ends in whatever letter or space it ends in
+        (tmp_path / name).symlink_to(real)
     monkeypatch.chdir(tmp_path)
+    for name in ("linkX", "link "):
+        spelled = str(tmp_path / name)
+        assert sorted(absolute_spellings(open_run(name))) == sorted([str(real.resolve()), spelled])
     run = open_run("link")
     assert sorted(absolute_spellings(run)) == sorted([str(real.resolve()), str(tmp_path / "link")])
     assert absolute_spellings(open_run("/")) == ()  # "/" would hit every path

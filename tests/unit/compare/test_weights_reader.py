@@ -212,24 +212,45 @@ class _CountingRegion:
         return self.region.view(pos, buffer)
 
 
-@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
-def test_strided_views_read_in_logical_order_gathered_once(tmp_path: Path, legacy: bool) -> None:
+def _deflate(path: Path) -> None:
+    """Rewrite a torch zip file with every member compressed (read through zipfile, not by range)."""
+    stored = path.with_suffix(".stored")
+    path.rename(stored)
+    with zipfile.ZipFile(stored) as src, zipfile.ZipFile(path, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info), compress_type=zipfile.ZIP_DEFLATED)
+
+
+@pytest.mark.parametrize("form", ["zip", "legacy", "deflated"])
+def test_views_read_in_logical_order_strided_ones_gathered_once(tmp_path: Path, form: str) -> None:
     base = torch.arange(24, dtype=torch.float32).reshape(4, 6)
     half = torch.arange(40, dtype=torch.float16).reshape(5, 8)
-    t = {"c": base, "v": base[1:, 1:].t(), "h": half[1:, ::3]}  # views at storage offsets 7 and 8
-    torch.save(t, tmp_path / "f.pt", _use_new_zipfile_serialization=not legacy)
+    # strided views at storage offsets 7 and 8 (elements), a contiguous one at offset 12
+    t = {"c": base, "v": base[1:, 1:].t(), "h": half[1:, ::3], "r": base[2:]}
+    torch.save(t, tmp_path / "f.pt", _use_new_zipfile_serialization=form != "legacy")
+    if form == "deflated":
+        _deflate(tmp_path / "f.pt")
     with open_tensor_file(tmp_path / "f.pt", "f.pt") as src:
         src._regions = {key: _CountingRegion(region) for key, region in src._regions.items()}
         assert src.metas["v"] == TensorMeta("float32", (5, 3), 60) and src.metas["h"].nbytes == 24
-        v = np.concatenate(
-            [src.read("v", 0, np.empty(8, np.uint8)), src.read("v", 8, np.empty(52, np.uint8))]
-        )
+        first = src.read("v", 0, np.empty(8, np.uint8)).copy()
+        v = np.concatenate([first, src.read("v", 8, np.empty(52, np.uint8))])
         h = src.read("h", 0, np.empty(24, np.uint8))
         again = src.read("v", 4, np.empty(8, np.uint8))
         assert np.array_equal(v, _bytes(t["v"])) and np.array_equal(h, _bytes(t["h"]))
         assert np.array_equal(again, _bytes(t["v"])[4:12])
         assert sum(region.reads for region in src._regions.values()) == 3  # v, h, v: not once per chunk
         assert np.array_equal(src.read("c", 4, np.empty(8, np.uint8)), _bytes(base)[4:12])
+        assert np.array_equal(src.read("r", 4, np.empty(40, np.uint8)), _bytes(t["r"])[4:44])
+
+
+def test_safetensors_truncated_under_the_reader_is_not_read_from_a_buffer(tmp_path: Path) -> None:
+    path = tmp_path / "w.safetensors"
+    save_file({"w": torch.arange(64, dtype=torch.float32)}, path)
+    with SafetensorsWeights(path, "w") as src:
+        path.write_bytes(path.read_bytes()[:-200])  # the file shrinks after its header was read
+        with pytest.raises(UnusableRunError, match="w ended early; the file was truncated"):
+            src.read("w", 0, np.empty(256, np.uint8))
 
 
 def test_tree_source_of_a_trusted_load_reads_memory(tmp_path: Path) -> None:
