@@ -185,7 +185,7 @@ class TreeWeights(WeightsSource):
             self._regions[t.storage.key].readinto(t.storage.offset + begin, memoryview(raw))
             elements = raw.view(np.dtype(f"V{t.itemsize}"))
             strides = tuple(s * t.itemsize for s in t.stride)
-            view = np.lib.stride_tricks.as_strided(elements, t.shape, strides, writeable=False)
+            view = np.lib.stride_tricks.as_strided(elements, t.shape, strides)  # only read: copied next line
             self._strided = (name, np.ascontiguousarray(view).view(np.uint8).reshape(-1))
         return self._strided[1]
 
