@@ -1,7 +1,8 @@
 """Hypothesis: any seed (0 and 2**32 - 1 always tried) and any drawn overrides give identical twins.
 
 Every example trains two epochs on a smaller set (``TRAIN_SAMPLES``), so a fault that starts in the
-second epoch shows. Cases that must be reached are explicit ``@example``\\ s, not luck of the draw:
+second epoch shows; the seed property trains with DataLoader workers (``REPRO_WORKERS``), the drawn
+overrides draw 0 or 2 workers. Cases that must be reached are explicit ``@example``\\ s, not luck of the draw:
 DataLoader workers for each trainer, and the seed edges.
 """
 
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from tests.variants import APPS_BY_NAME
+from tests.variants import APPS_BY_NAME, REPRO_WORKERS
 from twinrun.testing.strategies import batch_sizes_not_dividing, seed_edge_examples, seeds
 
 TRAIN_SAMPLES = 96
@@ -23,7 +24,7 @@ SMALL = (f"data.train_samples={TRAIN_SAMPLES}", "training.epochs=2")
 @given(seed=seeds())
 def test_any_seed_gives_identical_twins(app_name: str, seed: int, twinrun_twins) -> None:
     app = APPS_BY_NAME[app_name]
-    twinrun_twins(app.train, app.compose(*SMALL, f"seed={seed}")).assert_identical()
+    twinrun_twins(app.train, app.compose(*SMALL, f"seed={seed}", REPRO_WORKERS)).assert_identical()
 
 
 @example(seed=5, batch_size=40, lr="0.002", app_name="mnist_classifier", workers=2)

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from tests.variants import APPS_BY_NAME, train_from_scrambled_rngs
+from tests.variants import APPS_BY_NAME, REPRO_WORKERS, train_from_scrambled_rngs
 from twinrun.compare.runs import compare_runs
 from twinrun.record.checkpoint import load_checkpoint
 
@@ -28,6 +28,7 @@ RESULT_SECTIONS = ("weights", "metrics", "trace", "config")
 # (step_size=1 would not show it: StepLR multiplies the restored optimizer's lr, whatever its count.)
 LR, GAMMA = 0.001, 0.5
 SCHEDULER = (
+    REPRO_WORKERS,
     f"optimizer.lr={LR}",
     f"scheduler={{_target_:torch.optim.lr_scheduler.StepLR,step_size:2,gamma:{GAMMA}}}",
     "training.epochs=3",
@@ -94,10 +95,11 @@ def test_resume_from_an_epoch_checkpoint_file(app_name, uninterrupted, tmp_path_
     app = APPS_BY_NAME[app_name]
     first, second = tmp_path_factory.mktemp("part1"), tmp_path_factory.mktemp("part2")
     # ends with an end-of-epoch checkpoint
-    train_from_scrambled_rngs(app, app.compose(*OVERRIDES, "training.epochs=1"), first)
+    train_from_scrambled_rngs(app, app.compose(*OVERRIDES, REPRO_WORKERS, "training.epochs=1"), first)
     checkpoint = first / "checkpoints" / f"step-{STEPS_PER_EPOCH:08d}.pt"
-    train_from_scrambled_rngs(app, app.compose(*OVERRIDES, f"training.resume_from={checkpoint}"), second)
-    assert_resumed_run_matches(uninterrupted(app_name), second, app_name, STEPS_PER_EPOCH)
+    resume = f"training.resume_from={checkpoint}"
+    train_from_scrambled_rngs(app, app.compose(*OVERRIDES, REPRO_WORKERS, resume), second)
+    assert_resumed_run_matches(uninterrupted(app_name, REPRO_WORKERS), second, app_name, STEPS_PER_EPOCH)
 
 
 @pytest.mark.parametrize("app_name", sorted(APPS_BY_NAME))

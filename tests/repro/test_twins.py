@@ -2,7 +2,8 @@
 logs, metrics, traces and canonical resolved configs, judged by ``twinrun.compare.runs``.
 
 Every run here trains two epochs (``tests.variants.TEST_SIZE``), so a fault that starts in the second
-epoch shows. Each test fails if the trainer is made nondeterministic (the plugin's twins start from
+epoch shows, and with two DataLoader workers (``REPRO_WORKERS``), so a fault that only workers show
+does too. Each test fails if the trainer is made nondeterministic (the plugin's twins start from
 different global RNG states); the negative controls live in ``tests/sensitivity``.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.variants import APPS_BY_NAME, config_variants, train_from_scrambled_rngs
+from tests.variants import APPS_BY_NAME, REPRO_WORKERS, config_variants, train_from_scrambled_rngs
 from twinrun.compare.report_model import DIFFERENT
 from twinrun.compare.runs import compare_runs
 
@@ -20,7 +21,7 @@ RESULT_SECTIONS = ("weights", "metrics", "trace")
 @pytest.mark.parametrize(("app_name", "variant"), config_variants())
 def test_variant_twins_are_identical(app_name: str, variant: str, twinrun_twins) -> None:
     app = APPS_BY_NAME[app_name]
-    result = twinrun_twins(app.train, app.compose(variant, "seed=3"))
+    result = twinrun_twins(app.train, app.compose(variant, "seed=3", REPRO_WORKERS))
     result.assert_identical()
     sections = result.report.sections
     for name in ("weights", "config", "logs", "metrics", "trace"):
@@ -35,7 +36,7 @@ def test_dataloader_workers_give_identical_twins_and_the_in_process_result(
     """``num_workers=2`` twins match each other, and a ``num_workers=0`` run matches them too: the worker
     processes change neither the batches nor the global RNG streams the model draws from."""
     app = APPS_BY_NAME[app_name]
-    twins = twinrun_twins(app.train, app.compose("seed=0", "training.num_workers=2"))
+    twins = twinrun_twins(app.train, app.compose("seed=0", REPRO_WORKERS))
     twins.assert_identical()
     in_process = tmp_path / "workers-0"
     train_from_scrambled_rngs(app, app.compose("seed=0", "training.num_workers=0"), in_process)
