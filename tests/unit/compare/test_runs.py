@@ -722,14 +722,13 @@ def test_an_unreadable_manifest_is_noted_and_ignored(twins: tuple[Path, Path], m
 
 def test_the_digest_of_one_manifest_missing_is_no_note(twins: tuple[Path, Path]) -> None:
     a, b = twins
-    fr.flip_bit(b, "encoder.weight")
-    for run in (a, b):
-        fr.edit_json(run, runs.MANIFEST, lambda m: m.update(digest="same"))
-    assert compare_runs(a, b).sections["weights"].notes != []  # negative control
-    for run in (a, b):
+    fr.edit_json(a, runs.MANIFEST, lambda m: m.update(digest="x"))
+    fr.edit_json(b, runs.MANIFEST, lambda m: m.update(digest="y"))
+    assert compare_runs(a, b).sections["weights"].notes != []  # negative control: both digests, differing
+    for run, digest in ((a, "x"), (b, "y")):
         fr.edit_json(run, runs.MANIFEST, lambda m: m.pop("digest"))
         assert compare_runs(a, b).sections["weights"].notes == []
-        fr.edit_json(run, runs.MANIFEST, lambda m: m.update(digest="same"))
+        fr.edit_json(run, runs.MANIFEST, lambda m, d=digest: m.update(digest=d))
 
 
 def test_final_weights_missing_on_one_side_or_both(tmp_path: Path) -> None:

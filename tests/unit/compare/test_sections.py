@@ -270,6 +270,10 @@ def test_same_environment(tmp_path: Path) -> None:
         ),
         ({"dataset": {"name": "synthetic", "sha256": "cd" * 32}}, "dataset.sha256"),
         (
+            {"dataset": {"name": "synthetic", "sha256": "ab" * 32, "files": {"n": 1}}},
+            "dataset.files.n",
+        ),  # nested deeper
+        (
             {"env_vars": {"CUBLAS_WORKSPACE_CONFIG": ":16:8", "OMP_NUM_THREADS": None}},
             "env_vars.CUBLAS_WORKSPACE_CONFIG",
         ),
