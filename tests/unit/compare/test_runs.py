@@ -890,3 +890,15 @@ def test_two_config_changes_are_both_named(twins: tuple[Path, Path]) -> None:
     write_config(b, device="cuda", seed=1)
     sec = compare_runs(a, b).sections["config"]
     assert (sec.status, sec.summary) == (DIFFERENT, "device: cpu -> cuda; seed: 0 -> 1")
+
+
+def test_a_file_compared_by_its_kind_decides_through_the_files_section(twins: tuple[Path, Path]) -> None:
+    a, b = twins
+    log = b / "vae_mnist.log"
+    log.write_text(log.read_text().replace("test_loss=95.0000", "test_loss=95.0001"))
+    report = compare_runs(a, b)
+    (entry,) = [e for e in report.sections["files"].files if e.path == "vae_mnist.log"]
+    assert (entry.verdict, entry.decisive, entry.differs) == (DIFFERENT, True, True)
+    assert entry.detail == "line 5 differs (1 line differs)"
+    files = report.sections["files"]
+    assert (files.status, files.summary) == (DIFFERENT, "11 files: 10 identical, 1 different (vae_mnist.log)")
