@@ -13,7 +13,7 @@ import torch
 
 from twinrun.compare import weights as weights_compare
 from twinrun.compare.object_tree import shown_leaf
-from twinrun.compare.report_model import DIFFERENT, IDENTICAL
+from twinrun.compare.report_model import DIFFERENT, IDENTICAL, describe_tensor_diff
 from twinrun.compare.weights import compare_weights
 from twinrun.compare.weights_reader import TensorDictWeights
 
@@ -340,3 +340,14 @@ def test_nan_payloads_are_close_and_a_one_sided_nan_is_not(size: int) -> None:
     b[1] = 1.0  # a number against the NaN: no |a-b| to measure, never close
     (diff,) = compare_weights(*_pair({"w": a}, {"w": b}), atol=1e-3).differing
     assert (diff.differing, diff.nan_mismatches, diff.max_abs_diff, diff.close) == (1, 1, 0.0, False)
+
+
+def test_one_sided_nans_add_up_over_chunks_and_sub_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(weights_compare, "CHUNK_BYTES", 64)  # 16 floats a chunk
+    monkeypatch.setattr(weights_compare, "STATS_ELEMENTS", 8)
+    a = torch.zeros(48)
+    b = a.clone()
+    b[[2, 33, 45]] = math.nan  # chunk 0; chunk 2, both of its statistics passes
+    (diff,) = compare_weights(*_pair({"w": a}, {"w": b})).differing
+    assert (diff.differing, diff.nan_mismatches, diff.first_index) == (3, 3, 2)
+    assert "3 NaN on one side only" in describe_tensor_diff(diff)
