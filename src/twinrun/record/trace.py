@@ -29,9 +29,8 @@ _MASK64 = 0xFFFFFFFFFFFFFFFF
 
 def batch_digest(indices: torch.Tensor) -> str:
     """Digest of a batch's sample indices (int64, in batch order)."""
-    if indices.dtype != torch.int64 or indices.device.type != "cpu" or not indices.is_contiguous():
-        indices = indices.to(device="cpu", dtype=torch.int64).contiguous()
-    return short_digest(indices.numpy().tobytes())
+    # ``to`` returns the tensor itself when it is on the CPU and int64 already; ``tobytes`` is in C order.
+    return short_digest(indices.to(device="cpu", dtype=torch.int64).numpy().tobytes())
 
 
 def _index_tensor(indices: Any) -> torch.Tensor:

@@ -11,6 +11,7 @@ from twinrun.record.rng_state import rng_digests
 from twinrun.record.trace import (
     DataDigest,
     ParamFingerprints,
+    ParamSums,
     TraceRecorder,
     batch_digest,
     param_fingerprints,
@@ -336,9 +337,19 @@ def test_mark_final_keeps_the_fingerprints_a_row_has() -> None:
     assert recorder.rows[-1]["params"] == last
 
 
-def test_add_data_needs_an_open_step() -> None:
-    with pytest.raises(AssertionError, match=r"^add_data without before_step"):
-        TraceRecorder().add_data(indices=[0])
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda recorder: recorder.add_data(indices=[0]), "add_data without before_step"),
+        (lambda recorder: recorder.after_step(1.0, nn.Linear(1, 1)), "after_step without before_step"),
+    ],
+)
+def test_a_step_call_needs_an_open_step(call, message: str) -> None:
+    recorder = TraceRecorder()
+    recorder.before_step(1, 1, torch.tensor([0]))
+    recorder.discard_step()
+    with pytest.raises(AssertionError, match=f"^{message}"):
+        call(recorder)
 
 
 def test_add_data_digests_batches_after_the_indices() -> None:
@@ -392,3 +403,15 @@ def test_device_sums_are_copied_in_one_transfer_per_flush(monkeypatch) -> None:
     rows = recorder.rows
     assert len(copies) == 1
     assert [row.get("params") for row in rows] == [None, expected[1], None, expected[3], None]
+
+
+def test_param_sums_refuse_values_that_do_not_match_the_parameters() -> None:
+    """A fingerprint is never given to the wrong parameter, or silently dropped."""
+    sums = _AllOnDevice(nn.Linear(2, 1)).capture()  # weight and bias, both on the "device"
+    assert sums.device is not None and sums.device.dtype == torch.int64  # as documented, whatever the width
+    assert sums.hex([1, 2]) == {"weight": f"{1:016x}", "bias": f"{2:016x}"}
+    for values in ([1], [1, 2, 3]):
+        with pytest.raises(ValueError, match="zip"):
+            sums.hex(values)
+    with pytest.raises(ValueError, match="zip"):
+        ParamSums(["weight", "bias"], [7], [], None).hex()  # a host sum missing
