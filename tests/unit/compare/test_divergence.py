@@ -164,11 +164,17 @@ def test_rng_streams_only_one_run_traced_are_differences() -> None:
 
 
 def test_the_first_parameter_is_looked_for_from_the_divergent_step_on() -> None:
-    a = [_row(1, params={"w": "1"}), _row(2), _row(3, params={"w": "3", "v": "3"}), _row(4)]
-    b = [_row(1, params={"w": "1"}), _row(2, loss=runs.exact(2.0)), _row(3, params={"w": "3", "v": "x"})]
-    b.append(_row(4, params={"w": "4"}))  # only RUN_B traced parameters at step 4: not compared there
+    # step 1: equal parameters; steps 2 and 3: only one run traced them there, so they are not compared
+    a = [
+        _row(1, params={"w": "1"}),
+        _row(2, params={"w": "a"}),
+        _row(3),
+        _row(4, params={"w": "4", "v": "4"}),
+    ]
+    b = [_row(1, params={"w": "1"}), _row(2, loss=runs.exact(2.0)), _row(3, params={"w": "b"})]
+    b.append(_row(4, params={"w": "4", "v": "x"}))
     div = find_divergence(a, b)
-    assert div is not None and (div.step, div.parameter, div.parameter_step) == (2, "v", 3)
+    assert div is not None and (div.step, div.parameter, div.parameter_step) == (2, "v", 4)
 
 
 def test_a_parameter_only_run_b_traced_is_named_after_run_a_s() -> None:
@@ -187,6 +193,8 @@ def test_parameters_are_compared_after_a_shorter_trace_diverges_earlier() -> Non
     div = find_divergence(a, b)
     assert div is not None and (div.step, div.parameter, div.parameter_step) == (1, "w", 2)
     assert find_divergence(b, a).parameter == "w"  # either run may be the shorter one
+    div = find_divergence([_row(1), _row(2), _row(3)], [_row(1, loss=runs.exact(4.0)), _row(2)])
+    assert div is not None and (div.step, div.parameter, div.parameter_step) == (1, None, None)  # none left
 
 
 def test_other_step_numbers_are_a_length_difference_or_the_configuration() -> None:
