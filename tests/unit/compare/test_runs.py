@@ -796,6 +796,9 @@ def test_trace_only_in_one_run(twins: tuple[Path, Path]) -> None:
     (b / runs.TRACE).unlink()
     trace = compare_runs(a, b).sections["trace"]
     assert (trace.status, trace.summary) == (NOT_COMPARED, "only RUN_A has trace.jsonl")
+    (a / runs.TRACE).rename(b / runs.TRACE)
+    trace = compare_runs(a, b).sections["trace"]
+    assert (trace.status, trace.summary) == (NOT_COMPARED, "only RUN_B has trace.jsonl")
 
 
 def test_ignore_patterns_from_the_caller_and_the_project(
