@@ -259,6 +259,11 @@ def test_integer_first_values_are_exact_python_ints() -> None:
     (diff,) = compare_weights(*_pair({"u": u}, {"u": u.flip(0)})).differing
     assert (diff.first_index, diff.first_a, diff.first_b, diff.max_abs_diff) == (0, 200, 9, 191.0)
     assert compare_weights(*_pair({"u": u}, {"u": u.clone()})).status == IDENTICAL
+    for n in (9, 16):  # byte counts that are not / are whole 8-byte words
+        v = torch.arange(n, dtype=torch.uint8)
+        assert compare_weights(*_pair({"v": v}, {"v": v.clone()})).status == IDENTICAL
+        (diff,) = compare_weights(*_pair({"v": v}, {"v": v.roll(1)})).differing
+        assert (diff.differing, diff.first_index, diff.first_a, diff.first_b) == (n, 0, 0, n - 1)
 
 
 @pytest.mark.parametrize(
