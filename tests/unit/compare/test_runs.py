@@ -630,6 +630,7 @@ def test_identical_config_summary_counts_keys_and_says_overrides(twins: tuple[Pa
     assert (sec.status, sec.summary) == (IDENTICAL, "12 keys identical, overrides identical")
     assert sec.overrides_a == sec.overrides_b == ["seed=0"]
     assert (sec.source_a, sec.source_b) == (runs.RESOLVED_CONFIG, runs.RESOLVED_CONFIG)
+    assert (sec.unresolvable_a, sec.unresolvable_b) == ([], [])
     (a / ".hydra/overrides.yaml").unlink()
     sec = compare_runs(a, b).sections["config"]
     assert (sec.status, sec.summary, sec.overrides_a, sec.overrides_b) == (
@@ -647,6 +648,8 @@ def test_a_config_only_one_run_has_is_not_compared(tmp_path: Path) -> None:
     assert (sec.status, sec.summary) == (NOT_COMPARED, "only RUN_A has a config")
     (a / runs.RESOLVED_CONFIG).unlink()
     assert compare_runs(a, b).sections["config"].summary == "neither run has a config"
+    runs.write_resolved_config(b, fr.default_config())
+    assert compare_runs(a, b).sections["config"].summary == "only RUN_B has a config"
 
 
 def test_the_runs_own_paths_are_masked_in_configs_and_overrides(tmp_path: Path) -> None:

@@ -51,6 +51,7 @@ def pair(tmp_path: Path, a: dict[str, Any], b: dict[str, Any]) -> tuple[RunDir, 
 
 def test_same_value_is_equality_including_type() -> None:
     assert same_value(1, 1) and same_value({"a": 1, "b": [2.5, None]}, {"b": [2.5, None], "a": 1})
+    assert same_value({"b": 1, "a": 2}, {"a": 2, "b": 1}) and same_value({"a": 2, "b": 1}, {"b": 1, "a": 2})
     assert not same_value(1, 1.0) and not same_value(1, True) and not same_value(0, False)
     assert not same_value("1", 1) and not same_value(None, "null")
     assert same_value(RawNumber("1e999"), RawNumber("1e999"))
