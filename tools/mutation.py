@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "build" / "mutation"
 SURVIVORS = ROOT / "tests" / "mutation"  # one markdown file per scope: <scope>.md
-COPIED = ("src", "tests", "conf", "pyproject.toml")
+COPIED = ("src", "tests", "conf", "docs", "pyproject.toml")  # some tests read docs/
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def prepare(name: str, scope: Scope, *, reuse: bool = False) -> Path:
             f"pytest_add_cli_args_test_selection = {_toml_list(scope.tests)}",
             # -p no:randomly: the same test order in the stats run and in every mutant's run.
             f"pytest_add_cli_args = {_toml_list(pytest_args)}",
-            'also_copy = ["conf"]',
+            'also_copy = ["conf", "docs"]',
             # torch is not fork-safe once its thread pools run: fork mutants from a clean server.
             'process_isolation = "forkserver"',
             "",
