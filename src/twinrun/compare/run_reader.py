@@ -191,7 +191,7 @@ def comparable_overrides(overrides: list[str]) -> list[str]:
     """
     kept = []
     for item in overrides:
-        key = item.split("=", 1)[0].lstrip("+~").replace("/", ".")
+        key = item.split("=")[0].lstrip("+~").replace("/", ".")
         if not is_volatile(key):
             kept.append(item)
     return sorted(kept)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import locale
+import operator
 from pathlib import Path
 
 import numpy as np
@@ -448,8 +449,31 @@ def test_safetensors_source_reads_exact_bytes_in_file_order(run: Path) -> None:
 
 
 def test_missing_weights(tmp_path: Path) -> None:
-    with pytest.raises(UnusableRunError, match=r"has no weights \(neither weights.safetensors nor trained_"):
+    with pytest.raises(UnusableRunError) as info:
         open_weights(open_run(tmp_path))
+    assert str(info.value) == (
+        f"{tmp_path} has no weights (neither weights.safetensors nor trained_model.pt); "
+        "point at the directory of a finished run"
+    )
+
+
+def test_weights_are_named_as_the_user_spelled_the_run(tmp_path: Path) -> None:
+    make_run(tmp_path / "run")
+    torch.save(tiny_state_dict(), tmp_path / "run" / LEGACY_WEIGHTS)  # safetensors wins over the legacy file
+    with open_weights(open_run(tmp_path / "run")) as src:
+        assert (src.kind, src.shown) == ("safetensors", f"{tmp_path}/run/weights.safetensors")
+    (tmp_path / "run" / runs.WEIGHTS).unlink()
+    with open_weights(open_run(tmp_path / "run")) as src:
+        assert (src.kind, src.shown) == ("torch", f"{tmp_path}/run/{LEGACY_WEIGHTS}")
+
+
+def test_legacy_weights_needing_code_only_with_trust_pickle(tmp_path: Path) -> None:
+    (tmp_path / "r").mkdir()
+    torch.save({"get": operator.attrgetter("real"), "w": torch.ones(2)}, tmp_path / "r" / LEGACY_WEIGHTS)
+    with pytest.raises(UnusableRunError, match=r"GLOBAL operator\.attrgetter"):
+        open_weights(open_run(tmp_path / "r"))
+    with open_weights(open_run(tmp_path / "r"), trust_pickle=True) as src:
+        assert set(src.metas) == {"w"}
 
 
 @pytest.mark.parametrize(
