@@ -356,3 +356,16 @@ def test_one_sided_nans_add_up_over_chunks_and_sub_chunks(monkeypatch: pytest.Mo
     (diff,) = compare_weights(*_pair({"w": a}, {"w": b})).differing
     assert (diff.differing, diff.nan_mismatches, diff.first_index) == (3, 3, 2)
     assert "3 NaN on one side only" in describe_tensor_diff(diff)
+
+
+def test_summary_of_other_values() -> None:
+    a, b = _pair({"w": torch.ones(1)}, {"w": torch.ones(1)})
+    a.leaves = {"x": 1, "y": 2, "k": 0, "oa1": 1, "oa2": 1, "oa3": 1}
+    b.leaves = {"x": 9, "y": 8, "k": 0, "ob": 1}
+    assert compare_weights(a, b).summary == (
+        "values in one run only: oa1, oa2, oa3 (+1 more); 2 of 3 other values differ: first x 1 vs 9"
+    )
+    b.leaves = {"x": 1, "y": 2, "k": 0, "oa1": 1, "oa2": 1, "oa3": 7}
+    assert compare_weights(a, b).summary == "1 of 6 other values differ: oa3 1 vs 7"
+    b.leaves = dict(a.leaves)
+    assert compare_weights(a, b).summary == "1 tensors, 4 B, bitwise identical; 6 other values identical"
