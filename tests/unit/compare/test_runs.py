@@ -261,7 +261,7 @@ def test_legacy_pickled_module_needs_no_trust(tmp_path: Path) -> None:
 
 def test_same_directory_is_refused(twins: tuple[Path, Path], tmp_path: Path) -> None:
     a, _ = twins
-    with pytest.raises(UnusableRunError, match="^RUN_A and RUN_B are the same directory; compare two runs$"):
+    with pytest.raises(UnusableRunError, match=r"^RUN_A and RUN_B are the same directory; compare two runs$"):
         compare_runs(a, a)
     os.symlink(a, tmp_path / "alias")
     with pytest.raises(UnusableRunError, match="same directory"):
