@@ -292,9 +292,9 @@ def test_leaf_overrides_edge_bounds(tiny_conf: Path) -> None:
     assert find(narrowed, lambda i: i[0] >= "n=3") == ["n=3"]
     assert find(leaf_overrides(cfg, bounds={"x": (0.25, 0.25)}), lambda i: True) == ["x=0.25"]
     flags = leaf_overrides(cfg, keys=["flag"], bounds={"flag": (False, True)})
-    assert find(flags, lambda i: True) == ["flag=false"] and find(flags, lambda i: i != ["flag=false"]) == [
-        "flag=true"
-    ]
+    fresh = settings(database=None)  # no replayed example: each find shrinks from scratch
+    assert find(flags, lambda i: True, settings=fresh) == ["flag=false"]
+    assert find(flags, lambda i: i != ["flag=false"], settings=fresh) == ["flag=true"]
     assert find(leaf_overrides(cfg), lambda i: True) == []  # nothing asked: nothing varied
 
 
@@ -395,3 +395,29 @@ def test_a_value_holding_an_equals_sign_does_not_move_its_override() -> None:
     # sorted by the text before the first "=": "opt" < "opt.x" although "opt=a" > "opt.x"
     assert _sorted_by_key(["opt.x=1", "opt=a=b"]) == ["opt=a=b", "opt.x=1"]
     assert _sorted_by_key(["b=1", "a=2=3", "a.b=0"]) == ["a=2=3", "a.b=0", "b=1"]
+
+
+def test_seeds_never_leave_the_config_range() -> None:
+    @settings(max_examples=100, database=None)
+    @given(seed=seeds())  # built inside the test: the strategy itself is what is checked
+    def probe(seed: int) -> None:
+        assert 0 <= seed <= SEED_MAX
+
+    probe()
+    with pytest.raises(NoSuchExample):
+        find(seeds(), lambda s: not 0 <= s <= SEED_MAX, settings=settings(max_examples=200, database=None))
+
+
+def test_overrides_name_every_key_varied_twice(tiny_conf: Path) -> None:
+    (tiny_conf / "flag").mkdir()  # a group named like a leaf, varied as both
+    (tiny_conf / "flag" / "on.yaml").write_text("label: on\n")
+    with pytest.raises(ValueError) as error:
+        overrides(
+            "app",
+            groups=["flag"],
+            seed_key="n",
+            keys=["flag", "n"],
+            bounds={"n": (0, 1)},
+            config_dir=tiny_conf,
+        )
+    assert str(error.value) == "keys varied twice: flag, n"
