@@ -192,10 +192,15 @@ def test_tensor_dict_source() -> None:
     assert np.array_equal(src.read("s", 0, np.empty(8, np.uint8)), _bytes(tensors["s"]))
 
 
-def test_tensor_dict_source_refuses_tensors_without_plain_bytes() -> None:
+@pytest.mark.parametrize(
+    "odd",
+    [torch.eye(2).to_sparse(), torch.empty(2, device="meta")],
+    ids=["sparse", "meta"],  # no plain bytes; a meta tensor (a model built without data) has none at all
+)
+def test_tensor_dict_source_refuses_tensors_without_plain_bytes(odd: torch.Tensor) -> None:
     with pytest.raises(UnusableRunError) as info:
-        TensorDictWeights({"w": torch.ones(2), "sp": torch.eye(2).to_sparse()}, "mem")
-    assert str(info.value).startswith("mem: tensor sp has no plain byte layout (")
+        TensorDictWeights({"w": torch.ones(2), "odd": odd}, "mem")
+    assert str(info.value).startswith("mem: tensor odd has no plain byte layout (")
 
 
 class _CountingRegion:
