@@ -59,8 +59,8 @@ def test_vae_twins_in_fresh_processes(run_script, tmp_path) -> None:
 def test_classifier_twins_with_dataloader_workers(run_script, tmp_path) -> None:
     args = [
         "data=synthetic",
-        "data.train_samples=512",
-        "data.test_samples=128",
+        "data.train_samples=192",
+        "data.test_samples=64",
         "training.epochs=1",
         "device=cpu",
         "training.num_workers=2",
