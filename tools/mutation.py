@@ -124,6 +124,9 @@ def _mutmut(work: Path, *args: str, log: Path | None = None) -> subprocess.Compl
     command = [sys.executable, "-m", "mutmut", *args]
     if log is None:
         return subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, check=True)
+    # Examples hypothesis saved while mutants ran would be replayed in the next clean run and change
+    # what ``find`` returns there: every run starts without them.
+    shutil.rmtree(work / "mutants" / ".hypothesis", ignore_errors=True)
     with log.open("a") as out:
         done = subprocess.run(command, cwd=work, env=env, stdout=out, stderr=out)
     if done.returncode != 0:
