@@ -59,8 +59,10 @@ SCOPES = {
     "divergence": Scope(_compare("divergence"), COMPARE_TESTS, COMPARE_SKIP),
     # the comparer: compare_runs, the contract's sections and the one verdict rule (report_model.decide)
     "compare": Scope(_compare("runs", "sections", "report_model"), COMPARE_TESTS, COMPARE_SKIP),
-    # tensors: element-wise comparison (dtype, closeness, first difference) and the merged section
-    "weights": Scope(_compare("weights", "tensors"), COMPARE_TESTS, COMPARE_SKIP),
+    # element-wise tensor comparison (dtype, ULP distance, closeness, first difference across chunks)
+    "weights": Scope(_compare("weights"), COMPARE_TESTS, COMPARE_SKIP),
+    # tensor files pair by pair, and the merged tensors section
+    "tensors": Scope(_compare("tensors"), COMPARE_TESTS, COMPARE_SKIP),
     # readers: run directories, configs, logs and the weights files
     "readers": Scope(_compare("run_reader", "weights_reader"), COMPARE_TESTS, COMPARE_SKIP),
 }
