@@ -76,12 +76,6 @@ def test_check_seed_accepts(seed) -> None:
     assert config.check_seed(seed) == seed
 
 
-@pytest.mark.parametrize("seed", [-1, 2**32, 1.0, True, "1"])
-def test_check_seed_rejects_with_a_hint(seed) -> None:
-    with pytest.raises(config.ConfigError, match="seed=null"):
-        config.check_seed(seed)
-
-
 def test_check_device() -> None:
     assert config.check_device("cuda:1") == "cuda:1"
     with pytest.raises(config.ConfigError, match="device=cpu"):

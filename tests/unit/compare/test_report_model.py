@@ -45,22 +45,23 @@ def files(*entries: FileEntry, status: str = IDENTICAL) -> FilesSection:
     return FilesSection(status=status, files=list(entries))
 
 
-@pytest.mark.parametrize("verdict", [DIFFERENT, ONLY_IN_A, ONLY_IN_B])
-def test_one_decisive_file_that_differs_decides(verdict: str) -> None:
+@pytest.mark.parametrize(
+    ("verdict", "decided", "exit_code"),
+    [
+        (DIFFERENT, DIFFERENT, 1),
+        (ONLY_IN_A, DIFFERENT, 1),
+        (ONLY_IN_B, DIFFERENT, 1),
+        (IDENTICAL, IDENTICAL, 0),  # identical, not compared or ignored files do not decide
+        (NOT_COMPARED, IDENTICAL, 0),
+        (IGNORED, IDENTICAL, 0),
+    ],
+)
+def test_one_decisive_file_decides_by_its_verdict(verdict: str, decided: str, exit_code: int) -> None:
     sections: dict[str, Section] = {
         "files": files(FileEntry("x", "bytes", IDENTICAL), FileEntry("y", "log", verdict))
     }
-    assert decide(sections) == DIFFERENT
-    assert Report("a", "b", sections).exit_code == 1
-
-
-@pytest.mark.parametrize("verdict", [IDENTICAL, NOT_COMPARED, IGNORED])
-def test_files_identical_not_compared_or_ignored_do_not_decide(verdict: str) -> None:
-    sections: dict[str, Section] = {
-        "files": files(FileEntry("x", "bytes", IDENTICAL), FileEntry("y", "log", verdict))
-    }
-    assert decide(sections) == IDENTICAL
-    assert Report("a", "b", sections).exit_code == 0
+    assert decide(sections) == decided
+    assert Report("a", "b", sections).exit_code == exit_code
 
 
 def test_a_context_file_that_differs_does_not_decide() -> None:
