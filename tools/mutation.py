@@ -232,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, str] = {}
     for name in args.scopes or list(SCOPES):
         if args.report_only:
+            if not (WORK / name / "mutants").is_dir():
+                parser.error(f"no results for scope {name} in {WORK / name}: run it first (without --report-only)")
             results.update(results_of(WORK / name))
             continue
         print(f"mutation: scope {name} ...", flush=True)
