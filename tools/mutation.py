@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.scopes or list(SCOPES):
         if args.report_only:
             if not (WORK / name / "mutants").is_dir():
-                parser.error(f"no results for scope {name} in {WORK / name}: run it without --report-only first")
+                parser.error(f"no results for scope {name} in {WORK / name}: run it first")
             results.update(results_of(WORK / name))
             continue
         print(f"mutation: scope {name} ...", flush=True)
