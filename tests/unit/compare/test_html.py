@@ -12,7 +12,8 @@ from tests.sensitivity.broken_trainers import perturb_one_ulp
 from tests.variants import APPS_BY_NAME
 from twinrun.compare import curves
 from twinrun.compare.html import render_html, write_html
-from twinrun.compare.report_model import Divergence, Report
+from twinrun.compare.page_files import PageFiles
+from twinrun.compare.report_model import DIFFERENT, Divergence, FileEntry, FilesSection, Report
 from twinrun.compare.runs import compare_runs
 
 pytest.importorskip("matplotlib")
@@ -61,12 +62,16 @@ def test_identical_twins_have_no_divergence_marks(planted) -> None:
     assert "parameter fingerprints that differ" not in page  # no heat map without a divergence
 
 
+def _trace_only(a: Path, b: Path) -> PageFiles:
+    return PageFiles(a.resolve(), b.resolve(), ["trace.jsonl"])
+
+
 def test_the_heat_map_starts_at_the_divergent_step(planted) -> None:
     a, b, twin = planted
-    drift = curves.parameter_drift(a, b, PLANTED_STEP)
+    drift = curves.parameter_drift(_trace_only(a, b), PLANTED_STEP)
     assert drift is not None and drift.steps[0] == PLANTED_STEP
     assert drift.cells[drift.params.index("encoder.weight")][0] == 1
-    same = curves.parameter_drift(a, twin, 1)
+    same = curves.parameter_drift(_trace_only(a, twin), 1)
     assert same is not None and all(c == 0 for row in same.cells for c in row)
 
 
@@ -86,12 +91,13 @@ def test_a_10000_step_report_stays_under_2_mb(tmp_path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     _long_run(a, 10_000, None)
     _long_run(b, 10_000, 4_321)
-    report = Report(str(a), str(b), {}, Divergence(step=4_321, epoch=1, cause="computation"))
+    files = FilesSection(files=[FileEntry("trace.jsonl", "trace", DIFFERENT)])
+    report = Report(str(a), str(b), {"files": files}, Divergence(step=4_321, epoch=1, cause="computation"))
     page = render_html(report, a, b)
     size = len(page.encode())
     assert size < 2_000_000, size
     assert "first divergent step 4321" in page  # the marked step survives downsampling
-    curve = curves.loss_curves(a, b)[0]
+    curve = curves.loss_curves(_trace_only(a, b))[0]
     shown = curves.downsample(curve, keep=[4_321])
     assert len(shown.steps) <= curves.MAX_POINTS + 2 and 4_321 in shown.steps
 
