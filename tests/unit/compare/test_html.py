@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import fake_runs as fr
 from tests.sensitivity.broken_trainers import perturb_one_ulp
 from tests.variants import APPS_BY_NAME
 from twinrun.compare import curves
+from twinrun.compare import html as html_page
 from twinrun.compare.html import render_html, write_html
 from twinrun.compare.page_files import PageFiles
 from twinrun.compare.report_model import DIFFERENT, Divergence, FileEntry, FilesSection, Report
@@ -107,3 +111,75 @@ def test_write_html_is_atomic(tmp_path) -> None:
     write_html(target, "<html></html>")
     assert target.read_text() == "<html></html>"
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]  # no temp file left
+
+
+MARKER = '<x-planted x-attr="1">&amp;'  # a tag, an attribute and an entity, if it reached the page raw
+
+
+class _Markup(HTMLParser):
+    """Every tag and attribute name the page holds, and its text as a browser reads it."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.names: set[str] = set()
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.names |= {tag, *(name for name, _ in attrs)}
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def _planted(page: str) -> tuple[bool, bool]:
+    """(the marker became markup, the marker is shown as text)."""
+    parser = _Markup()
+    parser.feed(page)
+    raw = any("x-planted" in n or "x-attr" in n for n in parser.names)
+    return raw, MARKER in "".join(parser.text)
+
+
+@pytest.fixture
+def hostile_names(tmp_path: Path) -> tuple[Path, Path]:
+    """Twins whose config value, log line, metric, CSV column and picture name hold ``<``, ``&``, ``"``."""
+    runs = []
+    for name, jitter in (("a", 1), ("b", 2)):
+        config = fr.default_config()
+        config["model"]["note"] = f"{name} {MARKER}"  # differs: shown in the config details
+        run = fr.make_run(tmp_path / name, jitter=jitter, config=config)
+        fr.edit_jsonl(run, "metrics.jsonl", lambda rows: [r.update({f"loss {MARKER}": 1.5}) for r in rows])
+        (run / "loss.csv").write_text(f'step,"val_loss {MARKER.replace(chr(34), 2 * chr(34))}"\n1,0.5\n')
+        fr.write_png(run / "images" / f"{MARKER}.png")
+        runs.append(run)
+    with (runs[1] / f"{fr.LOG_NAME}.log").open("a") as log:
+        log.write(f"[2026-11-27 23:59:59,000][train][INFO] - only in B {MARKER}\n")
+    return runs[0], runs[1]
+
+
+def test_names_values_and_log_lines_are_escaped(hostile_names: tuple[Path, Path]) -> None:
+    a, b = hostile_names
+    report = compare_runs(a, b)
+    page = render_html(report, a, b)
+    raw, shown = _planted(page)
+    assert not raw and shown
+    assert f"only in B {html.escape(MARKER)}" in page  # the log line, escaped in the details
+    assert f'alt="images/{html.escape(MARKER)}.png run A"' in page  # inside an attribute too
+
+
+def test_the_escaping_check_catches_an_unescaped_name(
+    hostile_names: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Negative control: the same page with escaping switched off fails the check."""
+    a, b = hostile_names
+    monkeypatch.setattr(html_page, "_esc", str)
+    raw, _ = _planted(render_html(compare_runs(a, b), a, b))
+    assert raw
+
+
+def test_the_files_table_says_yes_or_no(hostile_names: tuple[Path, Path]) -> None:
+    a, b = hostile_names
+    page = render_html(compare_runs(a, b), a, b)
+    files = page[page.index("<h2>Files</h2>") : page.index("</table>", page.index("<h2>Files</h2>"))]
+    assert "<th>decisive</th>" in files
+    assert "<td>yes</td>" in files and "<td>no</td>" in files  # env.json is context: not decisive
+    assert "True" not in files and "False" not in files
