@@ -22,17 +22,21 @@ from twinrun.compare.report_model import DIFFERENT, IDENTICAL, Report
 
 MAX_PICTURES = 12  # pairs shown side by side
 MAX_PICTURE_BYTES = 1 << 20  # a larger picture is listed, not embedded
+SHORT_CELL = 24  # characters: a longer cell wraps (anywhere), a shorter one never does
 PICTURE_SUFFIXES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;padding:0 16px;
-max-width:1200px;color:#222;overflow-wrap:anywhere}
+max-width:1200px;color:#222}
+h1,h2,h3,p,li,figcaption{overflow-wrap:anywhere}
 h1{font-size:22px;margin-bottom:4px} h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd}
+h3{font-size:14px;margin:16px 0 6px}
 .verdict{display:inline-block;padding:4px 12px;border-radius:4px;color:#fff;font-weight:600}
 .identical{background:#2e7d32} .different{background:#c62828}
 .scroll{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;margin:8px 0;font-size:14px}
-td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top;white-space:nowrap}
+td.long{white-space:normal;overflow-wrap:anywhere;min-width:12em}
 th{background:#f4f4f4}
 td.identical{color:#2e7d32;background:none} td.different{color:#c62828;background:none}
 pre{background:#f7f7f7;padding:10px;font-size:12.5px;white-space:pre-wrap;overflow-wrap:anywhere}
@@ -62,6 +66,7 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], verdict_column
         for i, cell in enumerate(row):
             text = _cell(cell)
             css = f' class="{text}"' if i == verdict_column and text in (IDENTICAL, DIFFERENT) else ""
+            css = ' class="long"' if len(text) > SHORT_CELL else css
             cells.append(f"<td{css}>{_esc(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     table = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
