@@ -46,6 +46,15 @@ class Drift:
     cells: list[list[int]] = field(default_factory=list)  # [param][step]: 1 differs, 0 same, -1 unknown
 
 
+def shown(text: str) -> str:
+    """``text`` as it can be drawn and written: a file name's undecodable bytes (``surrogateescape``)
+    and JSON's lone surrogates become ``\\xff``-style escapes instead of failing the font or the page."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate no file name decoding makes (from JSON, say)
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _float(value: object) -> float | None:
     """A float from ``float.hex`` text, a decimal string or a number; None when it is not one."""
     if isinstance(value, bool) or value is None:
@@ -79,7 +88,7 @@ def _merge(name: str, source: str, a: dict[float, float], b: dict[float, float])
     steps = sorted(set(a) | set(b))
     if not steps:
         return None
-    return Curve(name, source, steps, [a.get(s) for s in steps], [b.get(s) for s in steps])
+    return Curve(shown(name), shown(source), steps, [a.get(s) for s in steps], [b.get(s) for s in steps])
 
 
 def _by_step(rows: Sequence[dict], key: str, step_key: str = "step") -> dict[float, float]:
@@ -180,4 +189,4 @@ def parameter_drift(files: PageFiles, first_step: int | None) -> Drift | None:
         ranked = sorted(range(len(params)), key=lambda i: (-sum(c > 0 for c in cells[i]), i))
         keep = sorted(ranked[:MAX_HEAT_PARAMS])
         params, cells = [params[i] for i in keep], [cells[i] for i in keep]
-    return Drift(steps, params, cells)
+    return Drift(steps, [shown(p) for p in params], cells)

@@ -48,7 +48,7 @@ figcaption{font-size:13px;color:#555} .muted{color:#666;font-size:13px}
 
 
 def _esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+    return html.escape(series.shown(str(value)), quote=True)
 
 
 def _cell(value: Any) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -183,3 +184,16 @@ def test_the_files_table_says_yes_or_no(hostile_names: tuple[Path, Path]) -> Non
     assert "<th>decisive</th>" in files
     assert "<td>yes</td>" in files and "<td>no</td>" in files  # env.json is context: not decisive
     assert "True" not in files and "False" not in files
+
+
+def test_names_that_are_not_utf8_are_shown_escaped(tmp_path: Path) -> None:
+    """A file name with undecodable bytes and a lone surrogate in JSON draw and write (issue 23 item 8)."""
+    a, b = fr.make_twins(tmp_path)
+    for run in (a, b):
+        with open(os.path.join(os.fsencode(run), b"loss\xff.csv"), "wb") as out:
+            out.write(b"step,loss\n1,0.5\n")
+        fr.write_png(Path(os.fsdecode(os.path.join(os.fsencode(run), b"images/pic\xfe.png"))))
+        fr.edit_jsonl(run, "metrics.jsonl", lambda rows: [r.update({"loss \ud800": 1.0}) for r in rows])
+    page = render_html(compare_runs(a, b), a, b)
+    write_html(tmp_path / "report.html", page)
+    assert "loss\\xff.csv" in page and "pic\\xfe.png" in page and "loss \\ud800 per epoch" in page
