@@ -167,8 +167,8 @@ def test_the_fit_check_catches_a_wide_page(tmp_path) -> None:
     page = tmp_path / "wide.html"
     cell = "x" * 400
     page.write_text(
-        f"<html><body><div class=\"scroll\" style=\"overflow-x:auto\"><table><tr><td>{cell}</td></tr></table>"
-        f"</div><pre>{cell}</pre><div style=\"width:1600px\">wide</div></body></html>"
+        f'<html><body><div class="scroll" style="overflow-x:auto"><table><tr><td>{cell}</td></tr></table>'
+        f'</div><pre>{cell}</pre><div style="width:1600px">wide</div></body></html>'
     )
     measured = fit(page, tmp_path, 800)
     assert measured["scroll"] > measured["inner"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,6 @@ def test_every_text_object_with_a_name_is_plain() -> None:
 def test_heat_map_ticks_are_spread_and_end_at_the_last_column(columns: int) -> None:
     ticks = plots.step_ticks(columns)
     assert ticks[0] == 0 and ticks[-1] == columns - 1 and len(ticks) <= 8
-    gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
+    gaps = [b - a for a, b in pairwise(ticks)]
     if columns > 8:  # no two labels closer than half the regular spacing: they would overlap
         assert min(gaps) > max(gaps) / 2, ticks
