@@ -4,7 +4,9 @@ The verdict and summary table, the ``files`` table, both runs' loss curves overl
 divergent step marked and their per-step difference on a log scale, a heat map of the parameter
 fingerprints that differ from that step on, the runs' pictures side by side, and each section's details
 as the text report gives them. Everything is inline (SVG drawn by matplotlib, pictures as data URIs, CSS
-in the page, no script), so it opens offline and can be attached to a CI job as an artifact.
+in the page, no script), so it opens offline and can be attached to a CI job as an artifact. It reads
+only the files the comparison read, each a regular file inside its run (:mod:`~twinrun.compare.page_files`);
+every name from the runs is escaped here and drawn as plain text in the pictures.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def _files_table(report: Report) -> str:
 
 
 def _pictures(files: PageFiles) -> str:
-    pairs = [rel for rel in files.named(*PICTURE_SUFFIXES) if rel in files.paths]
+    pairs = files.named(*PICTURE_SUFFIXES)
     if not pairs:
         return ""
     out = ["<h2>Pictures</h2>"]
