@@ -38,7 +38,7 @@ h3{font-size:14px;margin:16px 0 6px}
 .scroll{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;margin:8px 0;font-size:14px}
 td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top;white-space:nowrap}
-td.long{white-space:normal;overflow-wrap:anywhere;min-width:12em}
+td.long{white-space:normal;overflow-wrap:anywhere;min-width:15em}
 th{background:#f4f4f4}
 td.identical{color:#2e7d32;background:none} td.different{color:#c62828;background:none}
 pre{background:#f7f7f7;padding:10px;font-size:12.5px;white-space:pre-wrap;overflow-wrap:anywhere}
