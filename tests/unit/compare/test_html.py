@@ -157,7 +157,7 @@ def hostile_names(tmp_path: Path) -> tuple[Path, Path]:
     return runs[0], runs[1]
 
 
-def test_names_values_and_log_lines_are_escaped(hostile_names: tuple[Path, Path]) -> None:
+def test_names_values_and_log_lines_are_escaped_flags_say_yes_no(hostile_names: tuple[Path, Path]) -> None:
     a, b = hostile_names
     report = compare_runs(a, b)
     page = render_html(report, a, b)
@@ -165,6 +165,10 @@ def test_names_values_and_log_lines_are_escaped(hostile_names: tuple[Path, Path]
     assert not raw and shown
     assert f"only in B {html.escape(MARKER)}" in page  # the log line, escaped in the details
     assert f'alt="images/{html.escape(MARKER)}.png run A"' in page  # inside an attribute too
+    # The files table's decisive column in words (env.json is context: not decisive).
+    files = page[page.index("<h2>Files</h2>") : page.index("</table>", page.index("<h2>Files</h2>"))]
+    assert "<th>decisive</th>" in files and "<td>yes</td>" in files and "<td>no</td>" in files
+    assert "True" not in files and "False" not in files
 
 
 def test_the_escaping_check_catches_an_unescaped_name(
@@ -175,15 +179,6 @@ def test_the_escaping_check_catches_an_unescaped_name(
     monkeypatch.setattr(html_page, "_esc", str)
     raw, _ = _planted(render_html(compare_runs(a, b), a, b))
     assert raw
-
-
-def test_the_files_table_says_yes_or_no(hostile_names: tuple[Path, Path]) -> None:
-    a, b = hostile_names
-    page = render_html(compare_runs(a, b), a, b)
-    files = page[page.index("<h2>Files</h2>") : page.index("</table>", page.index("<h2>Files</h2>"))]
-    assert "<th>decisive</th>" in files
-    assert "<td>yes</td>" in files and "<td>no</td>" in files  # env.json is context: not decisive
-    assert "True" not in files and "False" not in files
 
 
 def test_names_that_are_not_utf8_are_shown_escaped(tmp_path: Path) -> None:
