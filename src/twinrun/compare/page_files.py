@@ -27,6 +27,7 @@ class PageFiles:
     run_b: Path
     paths: list[str]
     skipped: list[str] = field(default_factory=list)  # "path: why" for files too large to show
+    _texts: dict[tuple[str, str], str | None] = field(default_factory=dict, repr=False)  # read once
 
     @classmethod
     def from_report(cls, report: Report, run_a: str | Path, run_b: str | Path) -> PageFiles:
@@ -60,8 +61,11 @@ class PageFiles:
         return data if isinstance(data, bytes) else None
 
     def read_text(self, side: str, rel: str, limit: int) -> str | None:
-        data = self.read_bytes(side, rel, limit)
-        return None if data is None else data.decode("utf-8", errors="replace")
+        """``read_bytes`` as UTF-8 text (undecodable bytes replaced), read once per page."""
+        if (side, rel) not in self._texts:
+            data = self.read_bytes(side, rel, limit)
+            self._texts[side, rel] = None if data is None else data.decode("utf-8", errors="replace")
+        return self._texts[side, rel]
 
 
 TOO_LARGE = object()  # read_inside's answer for a regular file over the limit
