@@ -75,6 +75,16 @@ def _root(run: str | Path) -> Path:
     return Path(os.path.realpath(Path(run).expanduser()))
 
 
+def _opened_inside(fd: int, root: Path) -> bool:
+    """Whether the open file still lies inside ``root``: a folder of the path swapped for a link between
+    ``realpath`` and ``open`` would show here (Linux's ``/proc``; elsewhere the earlier check stands)."""
+    try:
+        opened = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return True
+    return Path(opened).is_relative_to(root)
+
+
 def read_inside(root: Path, rel: str, limit: int) -> bytes | object | None:
     """The bytes of ``root/rel`` when it is a regular file inside ``root`` (``root`` resolved) of at most
     ``limit`` bytes; :data:`TOO_LARGE` over the limit; None otherwise (missing, a FIFO, a device, a
@@ -89,7 +99,7 @@ def read_inside(root: Path, rel: str, limit: int) -> bytes | object | None:
         return None
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
+        if not stat.S_ISREG(info.st_mode) or not _opened_inside(fd, root):
             return None
         if info.st_size > limit:
             return TOO_LARGE

@@ -20,7 +20,7 @@ import pytest
 
 from tests.helpers import fake_runs as fr
 from twinrun.compare.html import render_html
-from twinrun.compare.page_files import TOO_LARGE, PageFiles, read_inside
+from twinrun.compare.page_files import TOO_LARGE, PageFiles, _opened_inside, read_inside
 from twinrun.compare.runs import compare_runs
 
 pytest.importorskip("matplotlib")
@@ -161,3 +161,18 @@ def test_a_file_over_the_limit_is_named_not_read(twins: tuple[Path, Path]) -> No
     files = PageFiles.from_report(compare_runs(a, b), a, b)
     assert files.read_bytes("a", "trace.jsonl", 16) is None
     assert files.skipped == ["trace.jsonl: larger than 16 B, not shown"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux's /proc")
+def test_an_opened_file_is_checked_to_lie_inside_the_run(tmp_path: Path) -> None:
+    """The check after open: a folder swapped for a link between realpath and open is caught."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "in.csv").write_text("x")
+    (tmp_path / "out.csv").write_text("x")
+    root = (tmp_path / "run").resolve()
+    for name, inside in (("run/in.csv", True), ("out.csv", False)):
+        fd = os.open(tmp_path / name, os.O_RDONLY)
+        try:
+            assert _opened_inside(fd, root) is inside
+        finally:
+            os.close(fd)
