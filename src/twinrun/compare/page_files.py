@@ -75,7 +75,7 @@ def _root(run: str | Path) -> Path:
     return Path(os.path.realpath(Path(run).expanduser()))
 
 
-def _opened_inside(fd: int, root: Path) -> bool:
+def opened_inside(fd: int, root: Path) -> bool:
     """Whether the open file still lies inside ``root``: a folder of the path swapped for a link between
     ``realpath`` and ``open`` would show here (Linux's ``/proc``; elsewhere the earlier check stands)."""
     try:
@@ -99,7 +99,7 @@ def read_inside(root: Path, rel: str, limit: int) -> bytes | object | None:
         return None
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or not _opened_inside(fd, root):
+        if not stat.S_ISREG(info.st_mode) or not opened_inside(fd, root):
             return None
         if info.st_size > limit:
             return TOO_LARGE

@@ -20,7 +20,7 @@ import pytest
 
 from tests.helpers import fake_runs as fr
 from twinrun.compare.html import render_html
-from twinrun.compare.page_files import TOO_LARGE, PageFiles, _opened_inside, read_inside
+from twinrun.compare.page_files import TOO_LARGE, PageFiles, opened_inside, read_inside
 from twinrun.compare.runs import compare_runs
 
 pytest.importorskip("matplotlib")
@@ -173,6 +173,6 @@ def test_an_opened_file_is_checked_to_lie_inside_the_run(tmp_path: Path) -> None
     for name, inside in (("run/in.csv", True), ("out.csv", False)):
         fd = os.open(tmp_path / name, os.O_RDONLY)
         try:
-            assert _opened_inside(fd, root) is inside
+            assert opened_inside(fd, root) is inside
         finally:
             os.close(fd)
