@@ -2,21 +2,28 @@
 
 Read from what the runs provide, most detailed first: ``trace.jsonl`` (a loss per optimizer step, exact),
 then ``metrics.jsonl`` (per epoch), then CSV logs (Lightning's ``metrics.csv``: a ``step`` column and
-columns named like losses). No torch, no plotting here: :mod:`twinrun.compare.plots` draws these.
+columns named like losses). Only the files the comparison read are read, through
+:class:`~twinrun.compare.page_files.PageFiles` (regular files inside the run, bounded in size).
+No torch, no plotting here: :mod:`twinrun.compare.plots` draws these.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+
+from twinrun.compare.page_files import PageFiles
+from twinrun.record import runs
 
 MAX_POINTS = 1500  # per curve, for display: a 10,000-step run stays a light page
 MAX_HEAT_STEPS = 240  # heat map columns
 MAX_HEAT_PARAMS = 60  # heat map rows
+MAX_SERIES_BYTES = 128 << 20  # a larger trace, metrics or CSV file is not drawn (the comparison read it)
+SERIES_SUFFIXES = (".csv", ".tsv")
 
 
 @dataclass
@@ -39,6 +46,15 @@ class Drift:
     cells: list[list[int]] = field(default_factory=list)  # [param][step]: 1 differs, 0 same, -1 unknown
 
 
+def shown(text: str) -> str:
+    """``text`` as it can be drawn and written: a file name's undecodable bytes (``surrogateescape``)
+    and JSON's lone surrogates become ``\\xff``-style escapes instead of failing the font or the page."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate no file name decoding makes (from JSON, say)
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _float(value: object) -> float | None:
     """A float from ``float.hex`` text, a decimal string or a number; None when it is not one."""
     if isinstance(value, bool) or value is None:
@@ -54,28 +70,25 @@ def _float(value: object) -> float | None:
     return None
 
 
-def _jsonl(path: Path) -> Iterator[dict]:
-    try:
-        with path.open(encoding="utf-8") as handle:
-            for line in handle:
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    return  # the comparer reports bad input; pictures just stop
-                if isinstance(row, dict):
-                    yield row
-    except OSError:
-        return
+def _jsonl(files: PageFiles, side: str, name: str) -> Iterator[dict]:
+    text = files.read_text(side, name, MAX_SERIES_BYTES)
+    for line in (text or "").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            return  # the comparer reports bad input; pictures just stop
+        if isinstance(row, dict):
+            yield row
 
 
 def _merge(name: str, source: str, a: dict[float, float], b: dict[float, float]) -> Curve | None:
     steps = sorted(set(a) | set(b))
     if not steps:
         return None
-    return Curve(name, source, steps, [a.get(s) for s in steps], [b.get(s) for s in steps])
+    return Curve(shown(name), shown(source), steps, [a.get(s) for s in steps], [b.get(s) for s in steps])
 
 
 def _by_step(rows: Sequence[dict], key: str, step_key: str = "step") -> dict[float, float]:
@@ -87,22 +100,25 @@ def _by_step(rows: Sequence[dict], key: str, step_key: str = "step") -> dict[flo
     return out
 
 
-def _csv_rows(path: Path) -> list[dict[str, str]]:
+def _csv_rows(files: PageFiles, side: str, rel: str) -> list[dict[str, str]]:
+    text = files.read_text(side, rel, MAX_SERIES_BYTES)
+    if text is None:
+        return []
+    dialect = "excel-tab" if rel.endswith(".tsv") else "excel"
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            return list(csv.DictReader(handle, dialect="excel-tab" if path.suffix == ".tsv" else "excel"))
-    except (OSError, csv.Error, UnicodeDecodeError):
+        return list(csv.DictReader(io.StringIO(text), dialect=dialect))
+    except csv.Error:
         return []
 
 
-def loss_curves(run_a: Path, run_b: Path) -> list[Curve]:
+def loss_curves(files: PageFiles) -> list[Curve]:
     """Loss-like series both runs recorded, per step from the trace first, then per epoch, then CSV logs."""
     curves: list[Curve] = []
-    trace_a, trace_b = list(_jsonl(run_a / "trace.jsonl")), list(_jsonl(run_b / "trace.jsonl"))
+    trace_a, trace_b = list(_jsonl(files, "a", runs.TRACE)), list(_jsonl(files, "b", runs.TRACE))
     curve = _merge("loss per step", "trace.jsonl", _by_step(trace_a, "loss"), _by_step(trace_b, "loss"))
     if curve:
         curves.append(curve)
-    metrics_a, metrics_b = list(_jsonl(run_a / "metrics.jsonl")), list(_jsonl(run_b / "metrics.jsonl"))
+    metrics_a, metrics_b = list(_jsonl(files, "a", runs.METRICS)), list(_jsonl(files, "b", runs.METRICS))
     keys = sorted({k for row in metrics_a + metrics_b for k in row if "loss" in k})
     for key in keys:
         curve = _merge(
@@ -110,14 +126,13 @@ def loss_curves(run_a: Path, run_b: Path) -> list[Curve]:
         )
         if curve:
             curves.append(curve)
-    for path_a in sorted(run_a.rglob("*.csv")) + sorted(run_a.rglob("*.tsv")):
-        rel = path_a.relative_to(run_a)
-        rows_a, rows_b = _csv_rows(path_a), _csv_rows(run_b / rel)
+    for rel in files.named(*SERIES_SUFFIXES):
+        rows_a, rows_b = _csv_rows(files, "a", rel), _csv_rows(files, "b", rel)
         columns = sorted({k for row in rows_a + rows_b for k in row if k and "loss" in k.lower()})
         for key in columns:
             a = _by_step([r for r in rows_a if r.get(key)], key)
             b = _by_step([r for r in rows_b if r.get(key)], key)
-            curve = _merge(f"{key}", str(rel), a, b)
+            curve = _merge(f"{key}", rel, a, b)
             if curve:
                 curves.append(curve)
     return curves
@@ -142,10 +157,10 @@ def downsample(curve: Curve, keep: Sequence[float] = (), limit: int = MAX_POINTS
     )
 
 
-def parameter_drift(run_a: Path, run_b: Path, first_step: int | None) -> Drift | None:
+def parameter_drift(files: PageFiles, first_step: int | None) -> Drift | None:
     """Parameter fingerprints compared step by step from ``first_step`` on (None: from the first step)."""
-    rows_a = {r.get("step"): r.get("params") for r in _jsonl(run_a / "trace.jsonl")}
-    rows_b = {r.get("step"): r.get("params") for r in _jsonl(run_b / "trace.jsonl")}
+    rows_a = {r.get("step"): r.get("params") for r in _jsonl(files, "a", runs.TRACE)}
+    rows_b = {r.get("step"): r.get("params") for r in _jsonl(files, "b", runs.TRACE)}
     steps = sorted(
         s
         for s in set(rows_a) & set(rows_b)
@@ -174,4 +189,4 @@ def parameter_drift(run_a: Path, run_b: Path, first_step: int | None) -> Drift |
         ranked = sorted(range(len(params)), key=lambda i: (-sum(c > 0 for c in cells[i]), i))
         keep = sorted(ranked[:MAX_HEAT_PARAMS])
         params, cells = [params[i] for i in keep], [cells[i] for i in keep]
-    return Drift(steps, params, cells)
+    return Drift(steps, [shown(p) for p in params], cells)

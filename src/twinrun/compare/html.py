@@ -4,7 +4,9 @@ The verdict and summary table, the ``files`` table, both runs' loss curves overl
 divergent step marked and their per-step difference on a log scale, a heat map of the parameter
 fingerprints that differ from that step on, the runs' pictures side by side, and each section's details
 as the text report gives them. Everything is inline (SVG drawn by matplotlib, pictures as data URIs, CSS
-in the page, no script), so it opens offline and can be attached to a CI job as an artifact.
+in the page, no script), so it opens offline and can be attached to a CI job as an artifact. It reads
+only the files the comparison read, each a regular file inside its run (:mod:`~twinrun.compare.page_files`);
+every name from the runs is escaped here and drawn as plain text in the pictures.
 """
 
 from __future__ import annotations
@@ -16,31 +18,46 @@ from pathlib import Path
 from typing import Any
 
 from twinrun.compare import curves as series
+from twinrun.compare.page_files import PageFiles
 from twinrun.compare.report import divergence_lines, render_text, summary_rows
 from twinrun.compare.report_model import DIFFERENT, IDENTICAL, Report
 
 MAX_PICTURES = 12  # pairs shown side by side
 MAX_PICTURE_BYTES = 1 << 20  # a larger picture is listed, not embedded
+SHORT_CELL = 24  # characters: a longer cell wraps (anywhere), a shorter one never does
 PICTURE_SUFFIXES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
 _CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:1100px;color:#222}
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;padding:0 16px;
+max-width:1200px;color:#222}
+h1,h2,h3,p,li,figcaption{overflow-wrap:anywhere}
 h1{font-size:22px;margin-bottom:4px} h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd}
+h3{font-size:14px;margin:16px 0 6px}
 .verdict{display:inline-block;padding:4px 12px;border-radius:4px;color:#fff;font-weight:600}
 .identical{background:#2e7d32} .different{background:#c62828}
+.scroll{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;margin:8px 0;font-size:14px}
-td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
+td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top;white-space:nowrap}
+td.long{white-space:normal;overflow-wrap:anywhere;min-width:15em}
 th{background:#f4f4f4}
 td.identical{color:#2e7d32;background:none} td.different{color:#c62828;background:none}
-pre{background:#f7f7f7;padding:10px;overflow-x:auto;font-size:12.5px}
-.pair{display:flex;gap:16px;flex-wrap:wrap} .pair figure{margin:0}
-.pair img{max-width:520px;image-rendering:pixelated}
-figcaption{font-size:13px;color:#555} .muted{color:#666;font-size:13px} svg{max-width:100%;height:auto}
+pre{background:#f7f7f7;padding:10px;font-size:12.5px;white-space:pre-wrap;overflow-wrap:anywhere}
+.chart svg{display:block;width:100%;height:auto}
+.pair{display:flex;gap:16px;flex-wrap:wrap} .pair figure{margin:0;flex:1 1 240px;min-width:0}
+.pair img{width:100%;max-width:560px;height:auto;image-rendering:pixelated}
+figcaption{font-size:13px;color:#555} .muted{color:#666;font-size:13px}
 """
 
 
 def _esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+    return html.escape(series.shown(str(value)), quote=True)
+
+
+def _cell(value: Any) -> str:
+    """A table cell's text: booleans as yes/no (a reader's words, not Python's)."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value).strip()
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], verdict_column: int | None = None) -> str:
@@ -49,11 +66,13 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], verdict_column
     for row in rows:
         cells = []
         for i, cell in enumerate(row):
-            text = str(cell).strip()
+            text = _cell(cell)
             css = f' class="{text}"' if i == verdict_column and text in (IDENTICAL, DIFFERENT) else ""
+            css = ' class="long"' if len(text) > SHORT_CELL else css
             cells.append(f"<td{css}>{_esc(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f'<div class="scroll">{table}</div>'
 
 
 def _files_table(report: Report) -> str:
@@ -71,24 +90,19 @@ def _files_table(report: Report) -> str:
     return "<h2>Files</h2>" + _table(headers, rows, verdict)
 
 
-def _pictures(run_a: Path, run_b: Path) -> str:
-    pairs = []
-    for path_a in sorted(p for p in run_a.rglob("*") if p.suffix.lower() in PICTURE_SUFFIXES):
-        rel = path_a.relative_to(run_a)
-        path_b = run_b / rel
-        if path_b.is_file() and path_a.is_file():
-            pairs.append((rel, path_a, path_b))
+def _pictures(files: PageFiles) -> str:
+    pairs = files.named(*PICTURE_SUFFIXES)
     if not pairs:
         return ""
     out = ["<h2>Pictures</h2>"]
-    for rel, path_a, path_b in pairs[:MAX_PICTURES]:
+    for rel in pairs[:MAX_PICTURES]:
         figures = []
-        for label, path in (("run A", path_a), ("run B", path_b)):
-            data = path.read_bytes() if path.stat().st_size <= MAX_PICTURE_BYTES else None
+        for label, side in (("run A", "a"), ("run B", "b")):
+            data = files.read_bytes(side, rel, MAX_PICTURE_BYTES)
             if data is None:
-                figures.append(f"<figure><figcaption>{label}: too large to embed</figcaption></figure>")
+                figures.append(f"<figure><figcaption>{label}: not shown</figcaption></figure>")
                 continue
-            mime = PICTURE_SUFFIXES[path.suffix.lower()]
+            mime = PICTURE_SUFFIXES[Path(rel).suffix.lower()]
             uri = f"data:{mime};base64,{base64.b64encode(data).decode()}"
             figures.append(
                 f'<figure><img alt="{_esc(rel)} {label}" src="{uri}">'
@@ -105,20 +119,20 @@ def _divergent_step(report: Report) -> int | None:
     return step if isinstance(step, int) else None
 
 
-def _charts(report: Report, run_a: Path, run_b: Path) -> str:
+def _charts(report: Report, files: PageFiles) -> str:
     from twinrun.compare import plots
 
     step = _divergent_step(report)
     out = []
-    for curve in series.loss_curves(run_a, run_b):
+    for curve in series.loss_curves(files):
         marked = step if curve.source == "trace.jsonl" else None
         shown = series.downsample(curve, keep=[step] if step is not None else [])
         out.append(f'<div class="chart">{plots.curve_svg(shown, marked)}</div>')
     if out:
         out.insert(0, "<h2>Loss curves</h2>")
-    drift = series.parameter_drift(run_a, run_b, step)
+    drift = series.parameter_drift(files, step)
     if drift is not None and step is not None:
-        out.append("<h2>Parameter drift</h2>" + plots.drift_svg(drift))
+        out.append(f'<h2>Parameter drift</h2><div class="chart">{plots.drift_svg(drift)}</div>')
     return "".join(out)
 
 
@@ -131,7 +145,7 @@ def render_html(
     table: tuple[Sequence[str], Sequence[Sequence[Any]]] | None = None,
 ) -> str:
     """The page for ``report`` of runs ``run_a`` and ``run_b``; ``table`` adds verify's/sweeps' own rows."""
-    run_a, run_b = Path(run_a), Path(run_b)
+    files = PageFiles.from_report(report, run_a, run_b)
     verdict = report.verdict
     parts = [
         "<!DOCTYPE html>",
@@ -152,8 +166,10 @@ def render_html(
         data_step = f' data-step="{step}"' if step is not None else ""
         parts.append(f'<h2>Divergence</h2><ul id="divergence"{data_step}>{lines}</ul>')
     parts.append(_files_table(report))
-    parts.append(_charts(report, run_a, run_b))
-    parts.append(_pictures(run_a, run_b))
+    parts.append(_charts(report, files))
+    parts.append(_pictures(files))
+    if files.skipped:
+        parts.append(f'<p class="muted">{_esc("; ".join(files.skipped))}</p>')
     parts.append(f"<h2>Details</h2><pre>{_esc(render_text(report))}</pre>")
     parts.append("</body></html>\n")
     return "\n".join(p for p in parts if p)
