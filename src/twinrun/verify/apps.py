@@ -149,6 +149,13 @@ def _tail(path: Path, lines: int = TAIL_LINES) -> list[str]:
     return text.splitlines()[-lines:]
 
 
+def app_argv(command: AppCommand, overrides: Sequence[str], run_dir: Path, kind: str = "run") -> list[str]:
+    """The command line of one run of the app into ``run_dir`` (a multirun's sweep dir for ``sweep``)."""
+    multirun = ["--multirun"] if kind == "sweep" else []
+    where = f"hydra.{'sweep' if kind == 'sweep' else 'run'}.dir={hydra_quote(str(run_dir))}"
+    return [*command.argv, *multirun, *overrides, where]
+
+
 def run_once(
     command: AppCommand,
     overrides: Sequence[str],
@@ -166,9 +173,7 @@ def run_once(
     ``kind="sweep"``: a Hydra multirun (``--multirun``) whose sweep directory is ``workdir/sweep-<run>``.
     """
     run_dir, output = workdir / f"{kind}-{run}", workdir / f"{kind}-{run}.out"
-    multirun = ["--multirun"] if kind == "sweep" else []
-    where = f"hydra.{'sweep' if kind == 'sweep' else 'run'}.dir={hydra_quote(str(run_dir))}"
-    argv = [*command.argv, *multirun, *overrides, where]
+    argv = app_argv(command, overrides, run_dir, kind)
     # A different hash seed per run: set/dict-order bugs surface as differences.
     env = {**os.environ, "PYTHONHASHSEED": str(run), "PYTHONUNBUFFERED": "1"}
     label = f"{kind} {run}/{runs}"

@@ -108,7 +108,8 @@ def _interpolation_reason(text: str) -> str | None:
         node = stack.pop()
         if isinstance(node, Grammar.InterpolationResolverContext):
             return f"its value calls a resolver ({node.getText()[:60]})"
-        if isinstance(node, Grammar.InterpolationNodeContext) and not _PLAIN_REFERENCE.fullmatch(node.getText()):
+        plain = _PLAIN_REFERENCE.fullmatch(node.getText())
+        if isinstance(node, Grammar.InterpolationNodeContext) and not plain:
             return f"its value holds a computed interpolation ({node.getText()[:60]})"
         stack.extend(child for child in (node.children or []) if hasattr(child, "children"))
     return None
