@@ -101,3 +101,10 @@ def test_write_html_is_atomic(tmp_path) -> None:
     write_html(target, "<html></html>")
     assert target.read_text() == "<html></html>"
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]  # no temp file left
+
+
+def test_a_file_name_that_is_not_utf8_is_written_escaped(tmp_path) -> None:
+    from twinrun.compare.html import write_html
+
+    write_html(tmp_path / "r.html", "<p>bad\udcffname.txt</p>")  # os.listdir's form of b"bad\xffname"
+    assert (tmp_path / "r.html").read_text(encoding="utf-8") == "<p>bad\\udcffname.txt</p>"
