@@ -19,6 +19,7 @@ from twinrun.verify.apps import VerifyError
 # Hydra job names of twinrun's own trainers -> their console scripts
 JOB_APPS = {"vae_mnist": "vae-mnist", "mnist_classifier": "mnist-classifier"}
 COMPUTATION = "computation"
+_MAX_RECORD = 1_000_000  # bytes of one .hydra/*.yaml
 
 
 def add_parser(subparsers: Any) -> None:
@@ -54,13 +55,17 @@ def _hydra_record(run: Path) -> tuple[str | None, list[str]]:
     def load(name: str) -> Any:
         path = run / ".hydra" / name
         try:
-            text = path.read_text(encoding="utf-8")
+            if not path.is_file():  # a FIFO would block the read, a directory fail it
+                raise FileNotFoundError(2, "not a regular file")
+            with path.open("rb") as handle:
+                data = handle.read(_MAX_RECORD + 1)  # bounded: the record is a few lines
         except OSError as exc:
             raise VerifyError(
                 f"{path}: cannot read ({exc.strerror}); twinrun explain needs runs launched by Hydra"
             ) from None
-        if len(text) > 1_000_000:
+        if len(data) > _MAX_RECORD:
             raise VerifyError(f"{path}: too large for a Hydra record")
+        text = data.decode("utf-8", errors="replace")
         try:
             return yaml.safe_load(text)
         except yaml.YAMLError as exc:

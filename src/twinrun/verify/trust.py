@@ -51,6 +51,8 @@ def untrusted_reason(override: str) -> str | None:
 
     if not isinstance(override, str):
         return "it is not an override string"
+    if override.lstrip().startswith("-"):  # --config-dir=..., -cd: the app would load configs from there
+        return "it is a command-line option, not an override"
     try:
         parsed = OverridesParser.create().parse_override(override)
     except (HydraException, ValueError, TypeError):

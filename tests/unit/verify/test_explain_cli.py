@@ -89,3 +89,23 @@ def test_trusted_run_dirs_replay_and_print_the_command_first(hostile: Path, monk
 def test_help_says_what_the_flag_opens(capsys) -> None:
     assert main(["explain", "--help"]) == 0
     assert "runs code the run directories name" in " ".join(capsys.readouterr().out.split())
+
+
+def test_the_hydra_record_is_read_bounded_and_never_blocks(tmp_path: Path) -> None:
+    import os
+
+    from twinrun.verify.apps import VerifyError
+    from twinrun.verify.explain_cli import _hydra_record
+
+    meta = tmp_path / ".hydra"
+    meta.mkdir()
+    (meta / "hydra.yaml").write_text("hydra: {job: {name: vae_mnist}}\n")
+    (meta / "overrides.yaml").write_text("- seed=3\n")
+    assert _hydra_record(tmp_path) == ("vae_mnist", ["seed=3"])  # control
+    (meta / "overrides.yaml").write_text("- seed=3\n" * 200_000)
+    with pytest.raises(VerifyError, match="too large for a Hydra record"):
+        _hydra_record(tmp_path)
+    (meta / "overrides.yaml").unlink()
+    os.mkfifo(meta / "overrides.yaml")  # an open for reading would wait for a writer forever
+    with pytest.raises(VerifyError, match="cannot read"):
+        _hydra_record(tmp_path)

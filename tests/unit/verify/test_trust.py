@@ -34,6 +34,9 @@ REFUSED = [
     "data.root=choice(1,'${oc.env:X}')",
     "data.root=${",
     "not an override",
+    "--config-dir=/tmp/elsewhere",  # would make the app load configs (with any _target_) from there
+    "-cd",
+    "--multirun",
 ]
 ALLOWED = [
     "seed=3",
