@@ -142,6 +142,9 @@ def _one_line(exc: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``twinrun`` console script and ``python -m twinrun``; returns the exit code."""
     parser = build_parser()
+    if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
+        # A run's file name that is not UTF-8 (surrogate escapes) prints as \udcff instead of failing.
+        sys.stdout.reconfigure(errors="backslashreplace")
     try:
         args, extra = parser.parse_known_args(argv)
         if extra:  # named by the subcommand's parser, so that the line points to its --help

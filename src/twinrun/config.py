@@ -130,6 +130,22 @@ def check_training(training: Mapping[str, Any]) -> None:
     _check_count("training.max_steps", training.get("max_steps"), 1, optional=True)
 
 
+def check_run_options(cfg: Mapping[str, Any]) -> None:
+    """Validate the switches that change what a run records: booleans must be booleans (YAML reads
+    ``maybe`` or ``off`` as strings, and a non-empty string is truthy), counts must be counts."""
+    deterministic = cfg.get("deterministic", True)
+    if not isinstance(deterministic, bool):
+        raise ConfigError(f"deterministic={deterministic!r} is not usable: give true or false")
+    trace = cfg.get("trace") or {}
+    _check_count("trace.params_every", trace.get("params_every", 1), 1)
+    ckpt = cfg.get("checkpoint") or {}
+    every_epoch = ckpt.get("every_epoch", True)
+    if not isinstance(every_epoch, bool):
+        raise ConfigError(f"checkpoint.every_epoch={every_epoch!r} is not usable: give true or false")
+    _check_count("checkpoint.every_n_steps", ckpt.get("every_n_steps"), 1, optional=True)
+    _check_count("checkpoint.keep_last", ckpt.get("keep_last"), 1, optional=True)
+
+
 def check_optimizer(node: Any) -> None:
     """The ``optimizer`` node must name a ``torch.optim.Optimizer`` class and give a finite ``lr``.
 
@@ -153,23 +169,29 @@ def check_optimizer(node: Any) -> None:
         raise ConfigError(f"optimizer.lr={lr!r} is not usable: give a finite number >= 0")
 
 
-def _is_torch_optimizer(target: str) -> bool:
-    """Whether the dotted ``target`` names an Optimizer subclass (found quietly: hydra's ``get_class``
-    logs every failed lookup)."""
+def is_subclass_target(target: Any, base: type) -> bool:
+    """Whether the dotted ``target`` names a subclass of ``base``, found without calling anything but
+    imports (quietly: hydra's ``get_class`` logs every failed lookup)."""
     import importlib
 
-    import torch
-
+    if not isinstance(target, str):
+        return False
     parts = target.split(".")
     for cut in range(len(parts) - 1, 0, -1):
         try:
             found: Any = importlib.import_module(".".join(parts[:cut]))
             for name in parts[cut:]:
                 found = getattr(found, name)
-        except (ImportError, AttributeError, ValueError):
+        except Exception:  # not importable, no such attribute, a module that fails on import
             continue
-        return isinstance(found, type) and issubclass(found, torch.optim.Optimizer)
+        return isinstance(found, type) and issubclass(found, base)
     return False
+
+
+def _is_torch_optimizer(target: str) -> bool:
+    import torch
+
+    return is_subclass_target(target, torch.optim.Optimizer)
 
 
 def build_optimizer(node: Any, params: Any) -> Any:

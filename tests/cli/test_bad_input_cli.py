@@ -77,6 +77,28 @@ def test_bad_training_values_are_one_line_on_stderr(run_script, tmp_path, overri
     assert not (tmp_path / "run" / runs.RESOLVED_CONFIG).exists()  # refused before anything was written
 
 
+@pytest.mark.parametrize(
+    ("override", "said"),
+    [
+        ("model.hidden_dim=-1", "VAE cannot be built: hidden_dim=-1 is not usable: give an integer >= 1"),
+        ("model._target_=nonexistent.Mod", "model._target_=nonexistent.Mod is not a VAE class"),
+        ("scheduler=nope", "scheduler='nope' is not usable: give _target_"),
+    ],
+)
+def test_errors_inside_the_job_are_our_line_alone(run_script, tmp_path, override, said) -> None:
+    # Raised inside the job, Hydra printed "Error executing job with overrides: [...]" before our line.
+    done = run_script("vae-mnist", *TINY, override, f"hydra.run.dir={tmp_path / 'run'}")
+    assert_one_line_error(done, "vae-mnist", said)
+    assert not (tmp_path / "run" / runs.RESOLVED_CONFIG).exists()
+
+
+def test_overrides_split_by_an_option_are_one_usage_line(run_script, tmp_path) -> None:
+    # argparse printed 8 lines of usage: overrides after -m, when some came before it, are unrecognized
+    done = run_script("vae-mnist", *TINY, "-m", "seed=1,", f"hydra.sweep.dir={tmp_path / 's'}")
+    assert_one_line_error(done, "vae-mnist", "unrecognized arguments: seed=1,", "give the options first")
+    assert not (tmp_path / "s").exists()
+
+
 def test_a_crafted_checkpoint_is_one_line(run_script, tmp_path) -> None:
     position = {"epoch": "a", "batch": -5, "step": 0, "epoch_loss_sum": 0.0, "epoch_samples": 0}
     torch.save({"format": CHECKPOINT_FORMAT, "position": position, "metrics": []}, tmp_path / "crafted.pt")

@@ -305,3 +305,15 @@ def test_ignore_flag_is_repeatable(twins: tuple[Path, Path], capsys: pytest.Capt
     assert (
         "debug.txt  [ignored]  ignored: matches *.txt" in done.stdout and "profile/  [ignored]" in done.stdout
     )
+
+
+def test_a_file_name_that_is_not_utf8_is_shown_escaped(tmp_path: Path) -> None:
+    # Was "unexpected UnicodeEncodeError" from --html, and from the text report on a strict stdout.
+    run_a, run_b = fr.make_twins(tmp_path)
+    for run in (run_a, run_b):
+        (run / os.fsdecode(b"bad\xffname.txt")).write_bytes(b"x")
+    page = tmp_path / "r.html"
+    done = twinrun("compare", run_a, run_b, "--html", page, env={"PYTHONIOENCODING": "utf-8"})
+    assert done.returncode == 0, done.stderr
+    assert "bad\\udcffname.txt" in done.stdout
+    assert "bad\\udcffname.txt" in page.read_text(encoding="utf-8")

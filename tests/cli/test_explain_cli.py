@@ -54,6 +54,9 @@ def explained(tmp_path_factory) -> tuple[subprocess.CompletedProcess[str], Path]
 def test_verify_explain_names_the_planted_op(explained) -> None:
     done, cwd = explained
     assert done.returncode == 1, done.stderr[-3000:]
+    # each replay's command is printed before it runs (stderr: stdout is the JSON)
+    shown = [line for line in done.stderr.splitlines() if line.startswith("replay of ")]
+    assert len(shown) == 2 and all("+explain_step=4" in line for line in shown), done.stderr[-3000:]
     tree = json.loads(done.stdout)
     assert (tree["divergence"]["step"], tree["divergence"]["cause"]) == (4, "computation")
     explain = tree["explain"]

@@ -102,6 +102,30 @@ def test_unusable_training_counts_are_one_line_errors(change, said) -> None:
         config.check_training({**TRAINING, **change})
 
 
+RUN_OPTIONS = {"deterministic": True, "trace": {"params_every": 1}, "checkpoint": {"keep_last": 2}}
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"deterministic": "maybe"}, "deterministic='maybe' is not usable: give true or false"),
+        ({"deterministic": "off"}, "deterministic='off' is not usable"),
+        ({"deterministic": 1}, "deterministic=1 is not usable"),
+        ({"trace": {"params_every": 0}}, "trace.params_every=0 is not usable: give an integer >= 1"),
+        ({"trace": {"params_every": -1}}, "trace.params_every=-1 is not usable"),
+        ({"checkpoint": {"keep_last": -1}}, "keep_last=-1 is not usable: give an integer >= 1 or null"),
+        ({"checkpoint": {"keep_last": 0}}, "checkpoint.keep_last=0 is not usable"),
+        ({"checkpoint": {"every_n_steps": 0}}, "checkpoint.every_n_steps=0 is not usable"),
+        ({"checkpoint": {"every_epoch": "no"}}, "checkpoint.every_epoch='no' is not usable"),
+    ],
+)
+def test_run_options_must_have_their_types(change, said) -> None:
+    config.check_run_options(RUN_OPTIONS)  # control: the defaults are fine
+    config.check_run_options({"deterministic": False, "checkpoint": {"keep_last": None}})
+    with pytest.raises(config.ConfigError, match=re.escape(said)):
+        config.check_run_options({**RUN_OPTIONS, **change})
+
+
 @pytest.mark.parametrize(
     ("node", "said"),
     [

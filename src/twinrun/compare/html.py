@@ -177,6 +177,7 @@ def render_html(
 
 def write_html(path: str | Path, page: str) -> None:
     """Write the page atomically (a temp file renamed into place)."""
-    from twinrun.record.runs import write_text
+    from twinrun.record.runs import write_bytes
 
-    write_text(Path(path), page)
+    # A file name that is not UTF-8 (held as surrogate escapes) is shown as \udcff, not a crash.
+    write_bytes(Path(path), page.encode("utf-8", "backslashreplace"))

@@ -22,7 +22,7 @@ import numpy as np
 
 from twinrun.compare.file_regions import FileRegion, Region
 from twinrun.compare.object_tree import MemTensor, Tree
-from twinrun.compare.run_reader import RunDir, UnusableRunError
+from twinrun.compare.run_reader import RunDir, UnusableRunError, unreadable_reason
 from twinrun.compare.torch_pickle import TensorRef
 from twinrun.record import runs
 
@@ -199,6 +199,11 @@ def _validate_safetensors(path: Path, shown: str) -> None:
 
     if path.stat().st_size == 0:
         raise UnusableRunError(f"{shown} is empty; the run did not finish writing its weights, re-run it")
+    try:  # safe_open reports any failure to open (permissions too) as FileNotFoundError: ask the OS
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise UnusableRunError(f"cannot read {shown} ({unreadable_reason(exc)})") from None
     try:
         # Opening validates the header against the file size (truncation, overlaps, foreign files)
         # without touching the tensor data.
@@ -209,6 +214,8 @@ def _validate_safetensors(path: Path, shown: str) -> None:
             f"{shown} is not a valid safetensors file ({exc}); it is truncated, corrupt or of another "
             "format: regenerate it"
         ) from None
+    except OSError as exc:  # FileNotFoundError for any open failure
+        raise UnusableRunError(f"cannot read {shown} ({unreadable_reason(exc)})") from None
 
 
 def open_weights(run: RunDir, *, trust_pickle: bool = False) -> WeightsSource:

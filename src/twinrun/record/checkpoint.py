@@ -29,6 +29,9 @@ def checkpoint_path(run_dir: Path, step: int) -> Path:
 
 def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], keep_last: int | None = None) -> Path:
     """Write ``state`` atomically as ``checkpoints/step-XXXXXXXX.pt``; keep only the newest ``keep_last``."""
+    if keep_last is not None and (type(keep_last) is not int or keep_last < 1):
+        # [:-keep_last] with keep_last <= 0 would delete the checkpoint just written
+        raise ValueError(f"keep_last={keep_last!r}: give an integer >= 1 or None")
     path = checkpoint_path(run_dir, step)
     # Serialised in memory, written by Python: torch's own writer reports a full disk or a file-size
     # limit as "enforce fail ... unexpected pos", Python as ENOSPC/EFBIG (one line, see write_bytes).

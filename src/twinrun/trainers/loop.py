@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import hydra.utils
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
@@ -29,6 +28,7 @@ from twinrun.config import (
     canonical_config,
     check_device,
     check_optimizer,
+    check_run_options,
     check_seed,
     check_training,
     flatten,
@@ -43,6 +43,7 @@ from twinrun.record.recorder import Recorder
 from twinrun.record.rng_state import capture_rng_state, restore_rng_state
 from twinrun.record.trace import TraceRecorder
 from twinrun.trainers import distributed
+from twinrun.trainers.building import build_model, build_scheduler, check_model_fits
 from twinrun.trainers.data import Datasets, load_datasets, make_loader
 from twinrun.trainers.objectives import Objective
 
@@ -111,6 +112,7 @@ def prepare_config(cfg: DictConfig) -> tuple[DictConfig, int]:
     resolved.pop("hydra", None)
     check_training(resolved.get("training") or {})
     check_optimizer(resolved.get("optimizer"))
+    check_run_options(resolved)
     seed = check_seed(resolved.get("seed"))
     if seed is None:
         seed = draw_seed()
@@ -156,24 +158,25 @@ def fit(
         log.info("%s: seed=%d run_dir=%s", app_name, seed, run_dir)
         if world.distributed:
             log.info("distributed: rank %d of %s", world.rank, distributed.describe(world, device))
-        if world.is_main:
-            runs.write_resolved_config(run_dir, canonical_config(cfg))
-        enable_deterministic_mode(bool(cfg.get("deterministic", True)))
+        enable_deterministic_mode(cfg.get("deterministic", True))
         data = load_datasets(cfg.data)
         log.info(
             "data=%s train=%d test=%d device=%s", data.name, len(data.train), len(data.test), device.type
         )
         seed_everything(seed)  # the same on every rank: identical init (DDP broadcasts rank 0's anyway)
-        model = hydra.utils.instantiate(cfg.model).to(device)
+        # Built and checked before the run's first file: a refused model leaves no half-written run.
+        model = build_model(cfg.model, objective.model_type, app_name)
         if not isinstance(model, objective.model_type):
             raise ConfigError(
                 f"model={type(model).__name__} cannot be trained by {app_name}: it needs a "
                 f"{objective.model_type.__name__} (pick another model= option)"
             )
+        check_model_fits(model, data.train.images)
+        model = model.to(device)
         optimizer = build_optimizer(cfg.optimizer, model.parameters())
-        scheduler = (
-            hydra.utils.instantiate(cfg.scheduler, optimizer=optimizer) if cfg.get("scheduler") else None
-        )
+        scheduler = build_scheduler(cfg.get("scheduler"), optimizer)
+        if world.is_main:
+            runs.write_resolved_config(run_dir, canonical_config(cfg))
         # The same public Recorder users' loops use: env.json now; trace and final weights at exit (rank 0
         # the run directory, every rank its own weights under DDP). TraceRecorder is looked up here so
         # that benchmarks can substitute a timed one.

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from twinrun.verify import processes
 from twinrun.verify.resolve import (
+    APP_ERROR,
     KNOWN_APPS,
     AppCommand,
     VerifyError,
@@ -149,6 +150,13 @@ def _tail(path: Path, lines: int = TAIL_LINES) -> list[str]:
     return text.splitlines()[-lines:]
 
 
+def app_argv(command: AppCommand, overrides: Sequence[str], run_dir: Path, kind: str = "run") -> list[str]:
+    """The command line of one run of the app into ``run_dir`` (a multirun's sweep dir for ``sweep``)."""
+    multirun = ["--multirun"] if kind == "sweep" else []
+    where = f"hydra.{'sweep' if kind == 'sweep' else 'run'}.dir={hydra_quote(str(run_dir))}"
+    return [*command.argv, *multirun, *overrides, where]
+
+
 def run_once(
     command: AppCommand,
     overrides: Sequence[str],
@@ -166,9 +174,7 @@ def run_once(
     ``kind="sweep"``: a Hydra multirun (``--multirun``) whose sweep directory is ``workdir/sweep-<run>``.
     """
     run_dir, output = workdir / f"{kind}-{run}", workdir / f"{kind}-{run}.out"
-    multirun = ["--multirun"] if kind == "sweep" else []
-    where = f"hydra.{'sweep' if kind == 'sweep' else 'run'}.dir={hydra_quote(str(run_dir))}"
-    argv = [*command.argv, *multirun, *overrides, where]
+    argv = app_argv(command, overrides, run_dir, kind)
     # A different hash seed per run: set/dict-order bugs surface as differences.
     env = {**os.environ, "PYTHONHASHSEED": str(run), "PYTHONUNBUFFERED": "1"}
     label = f"{kind} {run}/{runs}"
@@ -180,7 +186,11 @@ def run_once(
         try:
             proc = processes.start(argv, out, env, cwd)
         except OSError as error:
-            raise VerifyError(f"{command.app} cannot be started ({error.strerror}): {argv[0]}") from None
+            _progress_end(progress, label, "FAILED")  # the error goes on its own line, not after "..."
+            raise VerifyError(
+                f"{command.app} cannot be started ({error.strerror}): {argv[0]}; give a console script, "
+                "module:function or script.py"
+            ) from None
         try:
             finished = processes.wait(proc, label, progress, timeout)
         except BaseException:  # Ctrl-C, SIGTERM, SIGHUP: do not leave the run behind
@@ -214,6 +224,9 @@ def run_failure_message(record: RunRecord, timeout: float | None = None) -> str:
     """One line saying which run failed (or ran past ``timeout``), then the command and the last lines
     of its output."""
     name = record.run_dir.name.replace("-", " ", 1)  # "run 1", "sweep 2"
+    tail = _tail(record.output)
+    if timeout is None and tail and tail[-1].startswith(APP_ERROR):  # module:function without the function
+        return f"{name} failed: {tail[-1].removeprefix(APP_ERROR)}"
     if timeout is not None:
         what = f"{name} did not finish within --timeout {timeout:g}s and was stopped"
     else:
@@ -222,7 +235,7 @@ def run_failure_message(record: RunRecord, timeout: float | None = None) -> str:
         f"{what}; its output is in {record.output}",
         f"  command: {subprocess.list2cmdline(record.command)}",
         f"  last lines of {record.output.name}:",
-        *(f"    {line}" for line in _tail(record.output)),
+        *(f"    {line}" for line in tail),
     ]
     return "\n".join(lines)
 

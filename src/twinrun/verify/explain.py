@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from twinrun.compare.ops import OpDivergence, first_differing_op, read_ops
 from twinrun.record.ops import ops_path
@@ -161,13 +163,22 @@ def command_replayer(
     indices: Sequence[int],
     workdir: Path,
     timeout: float | None = None,
+    shown: TextIO | None = None,
 ) -> Replayer:
-    """Replays in fresh processes: each twin's own command, overrides and run index (its hash seed)."""
-    from twinrun.verify.apps import run_once
+    """Replays in fresh processes: each twin's own command, overrides and run index (its hash seed).
+
+    Each replay's command line is written to ``shown`` (stderr by default) before it starts, so a
+    person sees what runs.
+    """
+    from twinrun.verify.apps import app_argv, run_once
 
     def replay(position: int, twin: Path, extra: list[str]) -> Path:
         own = [o for o in overrides[position] if o.split("=", 1)[0].lstrip("+~") not in _REPLAY_KEYS]
         index = indices[position]
+        argv = app_argv(command, [*own, *extra], workdir / f"replay-{index}")
+        out = sys.stderr if shown is None else shown
+        out.write(f"replay of {twin}: PYTHONHASHSEED={index} {shlex.join(argv)}\n")
+        out.flush()
         record = run_once(
             command, [*own, *extra], index, len(indices), workdir, kind="replay", timeout=timeout
         )

@@ -2,7 +2,8 @@
 :mod:`twinrun.verify.explain`.
 
 ``twinrun explain`` finds what made each run in Hydra's own record (``.hydra/overrides.yaml``, and the app
-from ``.hydra/hydra.yaml``'s job name for twinrun's trainers, else ``--app``).
+from ``.hydra/hydra.yaml``'s job name for twinrun's trainers, else ``--app``). The recorded overrides are
+untrusted input: one that names code (:mod:`twinrun.verify.trust`) is refused unless ``--trust-run-dirs``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from twinrun.verify.apps import VerifyError
 # Hydra job names of twinrun's own trainers -> their console scripts
 JOB_APPS = {"vae_mnist": "vae-mnist", "mnist_classifier": "mnist-classifier"}
 COMPUTATION = "computation"
+_MAX_RECORD = 1_000_000  # bytes of one .hydra/*.yaml
 
 
 def add_parser(subparsers: Any) -> None:
@@ -37,6 +39,12 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--workdir", metavar="DIR", help="where the replays go (default: a new temp directory)")
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="stop a replay that runs longer")
     p.add_argument("--json", action="store_true", help="print a machine-readable JSON result")
+    p.add_argument(
+        "--trust-run-dirs",
+        action="store_true",
+        help="replay even recorded overrides that name code (_target_, hydra.*, resolvers): "
+        "runs code the run directories name",
+    )
     p.set_defaults(handler=run_explain)
 
 
@@ -47,13 +55,17 @@ def _hydra_record(run: Path) -> tuple[str | None, list[str]]:
     def load(name: str) -> Any:
         path = run / ".hydra" / name
         try:
-            text = path.read_text(encoding="utf-8")
+            if not path.is_file():  # a FIFO would block the read, a directory fail it
+                raise FileNotFoundError(2, "not a regular file")
+            with path.open("rb") as handle:
+                data = handle.read(_MAX_RECORD + 1)  # bounded: the record is a few lines
         except OSError as exc:
             raise VerifyError(
                 f"{path}: cannot read ({exc.strerror}); twinrun explain needs runs launched by Hydra"
             ) from None
-        if len(text) > 1_000_000:
+        if len(data) > _MAX_RECORD:
             raise VerifyError(f"{path}: too large for a Hydra record")
+        text = data.decode("utf-8", errors="replace")
         try:
             return yaml.safe_load(text)
         except yaml.YAMLError as exc:
@@ -89,6 +101,7 @@ def run_explain(args: argparse.Namespace) -> int:
     from twinrun.verify.apps import new_workdir
     from twinrun.verify.explain import command_replayer, explain_pair
     from twinrun.verify.resolve import resolve_app
+    from twinrun.verify.trust import refuse_untrusted_overrides
 
     run_a, run_b = Path(args.run_a), Path(args.run_b)
     report = compare_runs(run_a, run_b)
@@ -97,6 +110,11 @@ def run_explain(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps({"step": None, "summary": why}) + "\n" if args.json else f"{why}\n")
         return 0 if report.exit_code == 0 else 1
     (job_a, overrides_a), (job_b, overrides_b) = _hydra_record(run_a), _hydra_record(run_b)
+    for run, recorded in ((run_a, overrides_a), (run_b, overrides_b)):
+        # The recorded overrides are data from the run directory: they must not choose code.
+        refuse_untrusted_overrides(
+            recorded, trusted=args.trust_run_dirs, source=str(run / ".hydra" / "overrides.yaml")
+        )
     app = args.app or JOB_APPS.get(job_a or "")
     if app is None:
         raise VerifyError(f"cannot tell which app made {run_a} (Hydra job {job_a!r}); give --app APP")

@@ -45,11 +45,18 @@ class AppCommand:
     kind: str
 
 
+# The first words of the line a module:function command prints when the module has no such function;
+# verify then reports that line alone, not the run's output (it is the whole story).
+APP_ERROR = "twinrun: APP "
+
+
 def _module_command(target: str, app: str) -> tuple[str, ...]:
     module, function = target.split(":")
+    missing = f"{APP_ERROR}{app}: module {module} has no function {function}; check APP"
     code = (
         f"import importlib,sys; sys.argv[0]={app!r}; "
-        f"getattr(importlib.import_module({module!r}), {function!r})()"
+        f"f=getattr(importlib.import_module({module!r}), {function!r}, None); "
+        f"f() if callable(f) else sys.exit({missing!r})"
     )
     return (sys.executable, "-c", code)
 

@@ -192,3 +192,10 @@ def test_names_that_are_not_utf8_are_shown_escaped(tmp_path: Path) -> None:
     page = render_html(compare_runs(a, b), a, b)
     write_html(tmp_path / "report.html", page)
     assert "loss\\xff.csv" in page and "pic\\xfe.png" in page and "loss \\ud800 per epoch" in page
+
+
+def test_a_file_name_that_is_not_utf8_is_written_escaped(tmp_path) -> None:
+    from twinrun.compare.html import write_html
+
+    write_html(tmp_path / "r.html", "<p>bad\udcffname.txt</p>")  # os.listdir's form of b"bad\xffname"
+    assert (tmp_path / "r.html").read_text(encoding="utf-8") == "<p>bad\\udcffname.txt</p>"

@@ -274,3 +274,24 @@ def test_tree_source_closes_through_its_callback() -> None:
     assert calls == ["closed"]
     with TreeWeights(Tree(leaves={"epoch": 1}), {}, "y") as src:  # nothing to close
         assert src.leaves == {"epoch": 1}
+
+
+def test_unreadable_weights_say_why_not_file_not_found(tmp_path: Path, monkeypatch) -> None:
+    # safetensors reports any failure to open as FileNotFoundError; tests run as root, where chmod 000
+    # does not stop a read, so the OS's answer is simulated.
+    run = tmp_path / "run"
+    run.mkdir()
+    save_file({"w": torch.ones(2)}, str(run / "weights.safetensors"))
+    target = run / "weights.safetensors"
+    weights_reader._validate_safetensors(target, "run/weights.safetensors")  # control: readable
+    real_open = Path.open
+
+    def denied(self, *args, **kwargs):
+        if self == target:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", denied)
+    with pytest.raises(weights_reader.UnusableRunError) as info:
+        weights_reader._validate_safetensors(target, "run/weights.safetensors")
+    assert str(info.value) == "cannot read run/weights.safetensors (permission denied; check its permissions)"

@@ -24,6 +24,14 @@ def test_keep_last_prunes_and_a_run_dir_resolves_to_the_newest(tmp_path) -> None
     assert checkpoint.load_checkpoint(tmp_path)["s"] == 10
 
 
+@pytest.mark.parametrize("keep_last", [-1, 0, 1.5, True])
+def test_keep_last_below_one_is_refused_and_deletes_nothing(tmp_path, keep_last) -> None:
+    checkpoint.save_checkpoint(tmp_path, 1, {"s": 1}, keep_last=1)  # control: 1 keeps the newest
+    with pytest.raises(ValueError, match="keep_last"):
+        checkpoint.save_checkpoint(tmp_path, 2, {"s": 2}, keep_last=keep_last)
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step-00000001.pt"]
+
+
 def test_unusable_checkpoints_are_one_line_errors(tmp_path) -> None:
     with pytest.raises(checkpoint.CheckpointError, match="does not exist"):
         checkpoint.load_checkpoint(tmp_path / "nope.pt")

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 import torch
@@ -64,12 +65,22 @@ def test_seed_null_is_drawn_logged_and_recorded(tmp_path) -> None:
 
 @pytest.mark.parametrize(
     ("override", "message"),
-    [("seed=-1", "seed=null"), ("device=tpu", "device=cpu"), ("model=model_conf", "needs a VAE")],
+    [
+        ("seed=-1", "seed=null"),
+        ("device=tpu", "device=cpu"),
+        ("model=model_conf", "is not a VAE class"),
+        ("model.input_dim=10", "model.input_dim=10 does not fit the data"),
+        ("model.latent_dim=0", "latent_dim=0 is not usable"),
+        ("deterministic=maybe", "deterministic='maybe' is not usable: give true or false"),
+        ("checkpoint.keep_last=-1", "checkpoint.keep_last=-1 is not usable"),
+        ("trace.params_every=0", "trace.params_every=0 is not usable"),
+    ],
 )
 def test_bad_config_is_a_one_line_error(tmp_path, override: str, message: str) -> None:
-    with pytest.raises(ConfigError, match=message) as error:
+    with pytest.raises(ConfigError, match=re.escape(message)) as error:
         vae_mnist.train(compose_config("vae_mnist", [*TINY, override]), tmp_path)
     assert "\n" not in str(error.value)
+    assert not (tmp_path / runs.RESOLVED_CONFIG).exists()  # refused before the run's first file
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only error")

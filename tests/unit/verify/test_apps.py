@@ -30,6 +30,7 @@ from twinrun.verify.apps import (
     left_nothing,
     prepare_workdir,
     resolve_app,
+    run_once,
     verify_app,
 )
 
@@ -85,6 +86,25 @@ def test_module_function_apps(tmp_path: Path) -> None:
     assert command.kind == "module" and "importlib.import_module('json.tool')" in command.argv[2]
     with pytest.raises(VerifyError, match=r"no module 'no_such_pkg\.sub'"):
         resolve_app("no_such_pkg.sub:main")
+
+
+def test_a_module_without_the_function_is_one_line_not_its_traceback(tmp_path: Path) -> None:
+    with pytest.raises(VerifyError) as info:
+        run_once(resolve_app("os:nope"), [], 1, 2, tmp_path)
+    assert str(info.value) == "run 1 failed: os:nope: module os has no function nope; check APP"
+    assert run_once(resolve_app("os:getpid"), [], 2, 2, tmp_path).returncode == 0  # control: it exists
+
+
+def test_a_file_that_cannot_be_started_ends_the_progress_line_first(tmp_path: Path) -> None:
+    notes = tmp_path / "notes"
+    notes.write_text("not a program\n")
+    notes.chmod(0o755)
+    progress = io.StringIO()
+    with pytest.raises(VerifyError) as info:
+        run_once(resolve_app(str(notes)), [], 1, 2, tmp_path, progress=progress)
+    assert progress.getvalue() == "run 1/2 ... FAILED\n"  # the error goes on a line of its own
+    assert str(info.value).startswith(f"{notes} cannot be started (Exec format error)")
+    assert "\n" not in str(info.value)
 
 
 def test_console_script_from_entry_points_and_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -396,6 +416,7 @@ def test_an_app_that_cannot_be_started_is_one_line(tmp_path: Path) -> None:
     command = AppCommand("ghost", (str(tmp_path / "no-such-binary"),), "console script")
     with pytest.raises(VerifyError) as caught:
         verify_app(command, workdir=tmp_path / "w")
-    assert (
-        str(caught.value) == f"ghost cannot be started (No such file or directory): {tmp_path}/no-such-binary"
+    assert str(caught.value) == (
+        f"ghost cannot be started (No such file or directory): {tmp_path}/no-such-binary; "
+        "give a console script, module:function or script.py"
     )

@@ -69,7 +69,14 @@ def app_main(config_name: str, config_path: str | None = None) -> Callable[[Task
         def job(cfg: DictConfig) -> None:
             nonlocal started
             started = True
-            task(cfg)
+            try:
+                task(cfg)
+            except Exception as exc:
+                # Inside the job: Hydra would print "Error executing job with overrides" before our line.
+                message = hydra_error(exc, job_started=True)
+                if message is None:
+                    raise
+                fail(message)
 
         hydra_main = hydra.main(
             version_base="1.3", config_path=config_path or str(config_dir()), config_name=config_name
@@ -77,6 +84,7 @@ def app_main(config_name: str, config_path: str | None = None) -> Callable[[Task
 
         @functools.wraps(task)
         def main() -> None:
+            _check_arguments()
             try:
                 with _hydra_raises():
                     hydra_main()
@@ -89,6 +97,24 @@ def app_main(config_name: str, config_path: str | None = None) -> Callable[[Task
         return main
 
     return decorate
+
+
+def _check_arguments() -> None:
+    """Parse the command line as Hydra will, but a usage error is one line (argparse prints 8 lines of
+    usage: e.g. overrides after ``-m`` when some came before it)."""
+    try:
+        from hydra._internal.utils import get_args_parser
+    except ImportError:  # another Hydra: it reports usage errors itself
+        return
+    parser = get_args_parser()
+
+    def error(message: str) -> None:
+        # argparse takes one run of overrides: options between them leave the rest unrecognized
+        hint = " (give the options first, then all overrides)" if "unrecognized" in message else ""
+        fail(f"{message}{hint}; see {parser.prog} --help")
+
+    parser.error = error  # type: ignore[method-assign]
+    parser.parse_args(sys.argv[1:])
 
 
 @contextlib.contextmanager
@@ -111,7 +137,12 @@ def hydra_error(exc: BaseException, *, job_started: bool = False) -> str | None:
 
     An ``OSError`` counts only before the job started: Hydra creating the run directory or ``.hydra/``.
     """
-    from hydra.errors import HydraException, MissingConfigException
+    from hydra.errors import (
+        HydraException,
+        InstantiationException,
+        MissingConfigException,
+        OverrideParseException,
+    )
     from omegaconf.errors import OmegaConfBaseException
 
     if isinstance(exc, MissingConfigException) and exc.missing_cfg_file and "/" in exc.missing_cfg_file:
@@ -121,7 +152,12 @@ def hydra_error(exc: BaseException, *, job_started: bool = False) -> str | None:
     if isinstance(exc, OSError) and not job_started:
         where = f" {exc.filename}" if exc.filename else ""
         return f"cannot write{where}: {exc.strerror or first_line(exc)}; choose a writable hydra.run.dir"
+    if isinstance(exc, OverrideParseException):
+        return f"the override {exc.override!r} does not parse ({first_line(exc)}); see the override grammar"
     if isinstance(exc, HydraException | OmegaConfBaseException):
+        cause = exc.__cause__
+        if isinstance(exc, InstantiationException) and cause is not None:  # "Error in call to target 'X':"
+            return f"{first_line(exc).rstrip(':')}: {type(cause).__name__}: {first_line(cause)}"
         return first_line(exc)
     return None
 

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from twinrun.trainers.models import check_sizes
+
 
 class CNNClassifier(nn.Module):
     """``len(channels)`` x (conv3x3 -> [BN] -> ReLU -> maxpool2), then dropout -> FC -> dropout -> FC."""
@@ -24,6 +26,10 @@ class CNNClassifier(nn.Module):
         num_classes: int = 10,
         image_size: int = 28,
     ) -> None:
+        if isinstance(channels, str | bytes) or not isinstance(channels, Sequence) or not channels:
+            raise ValueError(f"channels={channels!r} is not usable: give a list of integers >= 1")
+        check_sizes(hidden=hidden, num_classes=num_classes, image_size=image_size)
+        check_sizes(**{f"channels[{i}]": c for i, c in enumerate(channels)})
         super().__init__()
         layers: list[nn.Module] = []
         in_ch, size = 1, image_size

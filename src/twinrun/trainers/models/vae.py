@@ -10,11 +10,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from twinrun.trainers.models import check_sizes
+
 
 class VAE(nn.Module):
     """Fully connected VAE: 784 -> hidden -> (mu, logvar) in latent_dim -> hidden -> 784."""
 
     def __init__(self, input_dim: int = 784, hidden_dim: int = 400, latent_dim: int = 20) -> None:
+        check_sizes(input_dim=input_dim, hidden_dim=hidden_dim, latent_dim=latent_dim)
         super().__init__()
         self.input_dim = input_dim
         self.latent_dim = latent_dim
