@@ -61,6 +61,3 @@ def test_planted_change_fails_at_its_step_with_its_cause(name, reference_golden,
     elif "one_ulp" in name:  # a rounding-sized change stays inside it
         assert banded.passed
 
-
-def test_unchanged_trainer_passes_its_own_golden(reference_golden, reference_runs) -> None:
-    assert check_golden(reference_golden, golden_from_run(reference_runs["vae_mnist"])).passed

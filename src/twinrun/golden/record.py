@@ -122,10 +122,15 @@ def weight_digests(run: RunDir) -> dict[str, Any] | None:
 
 
 def _file_digest(run: RunDir, rel: str, kind: str, mask: PathMask) -> str:
-    """sha256 of what the verdict compares: logs normalized, YAML by value, anything else its bytes."""
+    """sha256 of what the verdict compares: logs normalized, YAML by value, pictures by pixels, else bytes."""
     if kind == kinds.LOG:
         text = "\n".join(read_log(run, rel, mask))
         return hashlib.sha256(text.encode()).hexdigest()
+    if kind == kinds.IMAGE:  # by decoded pixels, as compare judges pictures: PNG settings do not count
+        from twinrun.compare.images import decode
+
+        pixels = decode(run.file(rel), run.show(rel))
+        return hashlib.sha256(f"{pixels.dtype}{pixels.shape}".encode() + pixels.tobytes()).hexdigest()
     if kind == kinds.CONFIG:
         value = comparable_yaml(run, rel, mask)
         return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
