@@ -60,4 +60,3 @@ def test_planted_change_fails_at_its_step_with_its_cause(name, reference_golden,
         assert banded.loss_breach.off_by > 10 * banded.loss_breach.allowed
     elif "one_ulp" in name:  # a rounding-sized change stays inside it
         assert banded.passed
-

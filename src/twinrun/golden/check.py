@@ -194,7 +194,9 @@ def _metric_changes(golden: dict, current: dict) -> list[str]:
     for index, (a, b) in enumerate(zip(kg, kc, strict=False), start=1):
         keys = differing_keys(a, b)
         if keys:
-            shown = ", ".join(f"{k} {_show(b.get(k, ABSENT))} vs golden {_show(a.get(k, ABSENT))}" for k in keys[:3])
+            shown = ", ".join(
+                f"{k} {_show(b.get(k, ABSENT))} vs golden {_show(a.get(k, ABSENT))}" for k in keys[:3]
+            )
             out.append(f"row {index} (epoch {a.get('epoch')}, step {a.get('step')}): {shown}")
     if len(kg) != len(kc):
         out.append(f"the golden has {len(kg)} metrics rows, the current run {len(kc)}")
@@ -232,7 +234,9 @@ def _band_metrics(report: GoldenReport, golden: dict, current: dict) -> None:
                 continue
             allowed = metric_tolerance(bands, key, g)
             if not within(c, g, allowed):
-                report.metric_breaches.append(Breach(f"metrics row {index} {key}", a.get("step"), g, c, allowed))
+                report.metric_breaches.append(
+                    Breach(f"metrics row {index} {key}", a.get("step"), g, c, allowed)
+                )
     if len(kg) != len(kc):
         report.metrics.append(f"the golden has {len(kg)} metrics rows, the current run {len(kc)}")
 

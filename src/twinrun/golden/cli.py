@@ -46,8 +46,14 @@ def add_parser(subparsers: Any) -> None:
     cal.add_argument("golden", metavar="GOLDEN", help="the golden file (its bands are rewritten)")
     cal.add_argument("--runs", type=int, default=4, help="calibration runs of the case (default 4)")
     cal.add_argument("--multiple", type=float, default=None, help="band = MULTIPLE x observed range (2)")
-    cal.add_argument("--from", dest="from_runs", action="append", default=[], metavar="RUN",
-                     help="use these run directories instead of new runs (repeatable)")
+    cal.add_argument(
+        "--from",
+        dest="from_runs",
+        action="append",
+        default=[],
+        metavar="RUN",
+        help="use these run directories instead of new runs (repeatable)",
+    )
     cal.add_argument("--workdir", help="where the calibration runs go (default: a new temp directory)")
     cal.set_defaults(handler=run_calibrate)
 
@@ -71,7 +77,9 @@ def run_record(args: argparse.Namespace) -> int:
     path = write_golden(args.output, golden)
     size = path.stat().st_size
     steps = (golden.get("trace") or {}).get("steps", 0)
-    print(f"golden written to {path} ({size:,} bytes, {steps} traced steps, {len(golden['artifacts'])} files)")
+    print(
+        f"golden written to {path} ({size:,} bytes, {steps} traced steps, {len(golden['artifacts'])} files)"
+    )
     return 0
 
 
@@ -89,7 +97,13 @@ def run_check(args: argparse.Namespace) -> int:
 
         run_dir = rerun(golden, args.workdir)
     report = check_golden(golden, golden_from_run(run_dir), name=str(args.golden))
-    text = render_json(report) if args.json else render_markdown(report) if args.markdown else render_text(report)
+    text = (
+        render_json(report)
+        if args.json
+        else render_markdown(report)
+        if args.markdown
+        else render_text(report)
+    )
     if args.html:
         from twinrun.golden.html import write_html
 

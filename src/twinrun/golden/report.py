@@ -29,8 +29,10 @@ def findings(report: GoldenReport) -> list[str]:
         if d.parameter is not None:
             lines.append(f"first differing parameter: {d.parameter} (step {d.parameter_step})")
     if report.loss_breach is not None:
-        lines.append(f"the loss curve left the band first at step {report.loss_breach.step}: "
-                     + report.loss_breach.describe())
+        lines.append(
+            f"the loss curve left the band first at step {report.loss_breach.step}: "
+            + report.loss_breach.describe()
+        )
     lines += [f"metric out of band: {b.describe()}" for b in report.metric_breaches[:MAX_LISTED]]
     for label, items in (("tensor", report.tensors), ("file", report.files), ("metrics", report.metrics)):
         lines += [f"{label} differs: {item}" for item in items[:MAX_LISTED]]
@@ -40,8 +42,10 @@ def findings(report: GoldenReport) -> list[str]:
 
 
 def environment_lines(report: GoldenReport) -> list[str]:
-    return [f"{k}: {json.dumps(g, default=str)} (golden) -> {json.dumps(c, default=str)}"
-            for k, g, c in report.environment[:MAX_LISTED]]
+    return [
+        f"{k}: {json.dumps(g, default=str)} (golden) -> {json.dumps(c, default=str)}"
+        for k, g, c in report.environment[:MAX_LISTED]
+    ]
 
 
 def render_text(report: GoldenReport) -> str:
@@ -52,8 +56,11 @@ def render_text(report: GoldenReport) -> str:
     lines += [f"  note: {note}" for note in report.notes]
     if report.passed:
         what = "bit for bit" if report.mode == EXACT else "within the bands"
-        lines.append(f"  {report.steps} traced steps, metrics, weights and files agree {what}"
-                     if report.mode == EXACT else f"  {report.steps} traced steps and metrics {what}")
+        lines.append(
+            f"  {report.steps} traced steps, metrics, weights and files agree {what}"
+            if report.mode == EXACT
+            else f"  {report.steps} traced steps and metrics {what}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -62,8 +69,10 @@ def render_markdown(report: GoldenReport) -> str:
     lines = [f"### {icon} golden `{report.golden}`: {report.verdict}", "", f"*{_mode_line(report)}*", ""]
     if report.environment:
         lines += ["| environment key | golden | current |", "| --- | --- | --- |"]
-        lines += [f"| `{k}` | `{json.dumps(g, default=str)}` | `{json.dumps(c, default=str)}` |"
-                  for k, g, c in report.environment[:MAX_LISTED]]
+        lines += [
+            f"| `{k}` | `{json.dumps(g, default=str)}` | `{json.dumps(c, default=str)}` |"
+            for k, g, c in report.environment[:MAX_LISTED]
+        ]
         lines.append("")
     lines += [f"- {line}" for line in findings(report)]
     lines += [f"- note: {note}" for note in report.notes]
@@ -85,7 +94,9 @@ def report_dict(report: GoldenReport) -> dict[str, Any]:
         "mode": report.mode,
         "environment": [{"key": k, "golden": g, "current": c} for k, g, c in report.environment],
         "config_changed": report.config_changed,
-        "divergence": None if d is None else {
+        "divergence": None
+        if d is None
+        else {
             "step": d.step,
             "epoch": d.epoch,
             "cause": d.cause,

@@ -39,7 +39,9 @@ def environment(values: Mapping[str, str | None]) -> Iterator[None]:
 def pinned(golden: dict[str, Any]) -> dict[str, str | None]:
     """The recorded values of :data:`PINNED_VARS` (None where the recorded run had none set)."""
     env_vars = (golden.get("environment") or {}).get("env_vars") or {}
-    return {k: (str(env_vars[k]) if env_vars.get(k) is not None else None) for k in PINNED_VARS if k in env_vars}
+    return {
+        k: (str(env_vars[k]) if env_vars.get(k) is not None else None) for k in PINNED_VARS if k in env_vars
+    }
 
 
 def run_app(
@@ -64,7 +66,9 @@ def rerun(golden: dict[str, Any], workdir: str | Path | None, progress: TextIO |
     """Run the golden's case again with its recorded thread settings; the new run directory."""
     case = golden.get("case") or {}
     if not case.get("app"):
-        raise GoldenError("this golden names no app (it was recorded --from a run); check a run with --run RUN")
+        raise GoldenError(
+            "this golden names no app (it was recorded --from a run); check a run with --run RUN"
+        )
     overrides = case.get("overrides") or []
     if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
         raise GoldenError("the golden's case.overrides must be a list of strings; record it again")

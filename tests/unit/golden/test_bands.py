@@ -16,7 +16,10 @@ from twinrun.golden.bands import (
 
 def _golden(losses: list[float], test_loss: float) -> dict:
     rows = [{"step": i + 1, "loss": v.hex()} for i, v in enumerate(losses)]
-    return {"trace": {"rows": rows}, "metrics": {"kept": [{"epoch": 1, "step": 2, "test_loss": test_loss.hex()}]}}
+    return {
+        "trace": {"rows": rows},
+        "metrics": {"kept": [{"epoch": 1, "step": 2, "test_loss": test_loss.hex()}]},
+    }
 
 
 def test_default_band_is_relative_to_the_golden_value() -> None:

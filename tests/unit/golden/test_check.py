@@ -33,7 +33,10 @@ def _golden(rows: list[dict] | None = None, env: dict | None = None) -> dict:
         "environment": copy.deepcopy(env or ENV),
         "trace": thin_trace(rows),
         "metrics": {"rows": 1, "every": 1, "kept": [{"epoch": 2, "step": 8, "test_loss": (3.0).hex()}]},
-        "weights": {"file": "weights.safetensors", "tensors": {"w": {"dtype": "float32", "shape": [2], "sha256": "a"}}},
+        "weights": {
+            "file": "weights.safetensors",
+            "tensors": {"w": {"dtype": "float32", "shape": [2], "sha256": "a"}},
+        },
         "artifacts": {"images/x.png": {"kind": "image", "sha256": "b"}},
         "bands": default_bands(),
     }
@@ -53,7 +56,13 @@ def test_computation_change_names_step_cause_and_first_parameter() -> None:
     current["weights"]["tensors"]["w"]["sha256"] = "changed"
     report = check_golden(_golden(), current)
     d = report.divergence
-    assert (report.exit_code, d.step, d.cause, d.parameter, d.parameter_step) == (1, 5, "computation", "last.bias", 5)
+    assert (report.exit_code, d.step, d.cause, d.parameter, d.parameter_step) == (
+        1,
+        5,
+        "computation",
+        "last.bias",
+        5,
+    )
     assert report.tensors == ["w: bytes differ"]
     text = render_text(report)
     assert "first divergent step 5" in text and "first differing parameter: last.bias" in text

@@ -11,8 +11,13 @@ from twinrun.golden.layout import FORMAT, GoldenError, dumps, load_golden, write
 
 def _golden() -> dict:
     rows = [{"step": s, "loss": f"0x1.{s}p+1", "params": {"z": "1", "a": "2"}} for s in range(1, 4)]
-    return {"format": FORMAT, "case": {"app": None, "overrides": []}, "artifacts": {}, "bands": {},
-            "trace": {"rows": rows, "full": rows, "steps": 3}}
+    return {
+        "format": FORMAT,
+        "case": {"app": None, "overrides": []},
+        "artifacts": {},
+        "bands": {},
+        "trace": {"rows": rows, "full": rows, "steps": 3},
+    }
 
 
 def test_dumps_reads_back_unchanged_with_one_row_per_line(tmp_path) -> None:

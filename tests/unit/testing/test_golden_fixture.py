@@ -50,6 +50,8 @@ def test_record_check_change_and_update(pytester: pytest.Pytester, monkeypatch: 
     changed = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     changed.assert_outcomes(passed=1, failed=1)  # a unchanged passes; b changed fails with the report
     changed.stdout.fnmatch_lines(["*b.json: CHANGED*", "*metrics differs*loss*"])
-    updated = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--twinrun-update-golden", "-k", "test_b")
+    updated = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--twinrun-update-golden", "-k", "test_b"
+    )
     updated.assert_outcomes(failed=1)
     updated.stdout.fnmatch_lines(["*b.json rewrote it from this run*"])
