@@ -31,13 +31,22 @@ def train_case(name: str, run_dir: Path, data_root: Path, hooks: Any = None, *ex
     return run_dir
 
 
-@pytest.fixture(scope="module")
+class _ReferenceRuns(dict):
+    """Runs of the unchanged trainers, each made the first time a test asks for it."""
+
+    def __init__(self, factory: pytest.TempPathFactory, data_root: Path) -> None:
+        super().__init__()
+        self.factory, self.data_root = factory, data_root
+
+    def __missing__(self, name: str) -> Path:
+        self[name] = train_case(name, self.factory.mktemp(f"golden-{name}"), self.data_root)
+        return self[name]
+
+
+@pytest.fixture(scope="session")
 def reference_runs(tmp_path_factory: pytest.TempPathFactory, twinrun_data_root: Path) -> dict[str, Path]:
-    """The unchanged trainers, once each: the runs every golden test of a module compares."""
-    return {
-        name: train_case(name, tmp_path_factory.mktemp(f"golden-{name}"), twinrun_data_root)
-        for name in TRAINERS
-    }
+    """The unchanged trainers, at most once each per worker: the runs every golden test compares."""
+    return _ReferenceRuns(tmp_path_factory, twinrun_data_root)
 
 
 @pytest.fixture

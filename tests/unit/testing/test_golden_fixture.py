@@ -3,6 +3,8 @@ so, pass when unchanged, fail with the report when changed, regenerate with --tw
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 # The user's project runs in a subprocess (runpytest_subprocess): the fixture's run restores the global
@@ -34,6 +36,29 @@ def test_a(twinrun_compose, twinrun_golden):
 
 def test_b(twinrun_compose, twinrun_golden):
     twinrun_golden("goldens/b.json", train=task, cfg=twinrun_compose("config", ["moves=true"]))
+
+
+def test_c(twinrun_golden):  # the command-line form: app.py in a fresh process
+    twinrun_golden("goldens/c.json", app=str(Path(__file__).parent / "app.py"), overrides=["lr=0.25"])
+"""
+
+# The same task as a Hydra app on the command line.
+APP = """
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from pathlib import Path
+
+from twinrun.record import runs
+
+
+@hydra.main(version_base=None, config_path="conf", config_name="config")
+def main(cfg):
+    out = Path(HydraConfig.get().runtime.output_dir)
+    runs.write_jsonl(out / runs.METRICS, [{"epoch": 1, "step": 1, "loss": float(cfg.lr).hex()}])
+
+
+if __name__ == "__main__":
+    main()
 """
 
 
@@ -41,14 +66,15 @@ def test_record_check_change_and_update(pytester: pytest.Pytester, monkeypatch: 
     pytester.makeini("[pytest]\ntwinrun_config_dir = conf\n")
     pytester.mkdir("conf")
     (pytester.path / "conf" / "config.yaml").write_text("lr: 0.1\nmoves: false\n")
-    pytester.makepyfile(test_user=USER_TESTS)
+    pytester.makepyfile(test_user=USER_TESTS, app=APP)
     first = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    first.assert_outcomes(failed=2)
+    first.assert_outcomes(failed=3)
     first.stdout.fnmatch_lines(["*a.json did not exist; wrote it from this run*"])
     assert (pytester.path / "goldens" / "b.json").is_file()
+    assert json.loads((pytester.path / "goldens" / "c.json").read_text())["case"]["overrides"] == ["lr=0.25"]
     monkeypatch.setenv("USER_OFFSET", "1e-3")
     changed = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    changed.assert_outcomes(passed=1, failed=1)  # a unchanged passes; b changed fails with the report
+    changed.assert_outcomes(passed=2, failed=1)  # a and c unchanged pass; b changed fails with the report
     changed.stdout.fnmatch_lines(["*b.json: CHANGED*", "*metrics differs*loss*"])
     updated = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "--twinrun-update-golden", "-k", "test_b"
