@@ -28,7 +28,12 @@ def add_parser(subparsers: Any) -> None:
     rec.add_argument("app", metavar="APP", nargs="?", help="console script, module:function or script.py")
     rec.add_argument("overrides", metavar="OVERRIDE", nargs="*", help="Hydra overrides of the case")
     rec.add_argument("-o", "--output", required=True, metavar="GOLDEN.json", help="the golden file to write")
-    rec.add_argument("--from", dest="from_run", metavar="RUN", help="record an existing run directory")
+    rec.add_argument(
+        "--from",
+        dest="from_run",
+        metavar="RUN",
+        help="record an existing run directory (with APP: its .hydra/overrides.yaml becomes the case)",
+    )
     rec.add_argument("--workdir", help="where the fresh run goes (default: a new temp directory)")
     rec.set_defaults(handler=run_record)
 
@@ -63,17 +68,19 @@ def run_record(args: argparse.Namespace) -> int:
     from twinrun.golden.record import golden_from_run
     from twinrun.verify.apps import prepare_workdir
 
+    overrides = list(args.overrides)
     if args.from_run:
-        if args.overrides:
+        if overrides:
             raise GoldenError("--from RUN records that run as it is; give no overrides with it")
         run_dir = Path(args.from_run)
+        overrides = recorded_overrides(run_dir) if args.app else []
     elif args.app:
         from twinrun.golden.runner import run_app
 
-        run_dir = run_app(args.app, args.overrides, prepare_workdir(args.workdir, 1))
+        run_dir = run_app(args.app, overrides, prepare_workdir(args.workdir, 1))
     else:
         raise GoldenError("give APP [OVERRIDE...] to record a fresh run, or --from RUN")
-    golden = golden_from_run(run_dir, args.app, args.overrides)
+    golden = golden_from_run(run_dir, args.app, overrides)
     path = write_golden(args.output, golden)
     size = path.stat().st_size
     steps = (golden.get("trace") or {}).get("steps", 0)
@@ -81,6 +88,15 @@ def run_record(args: argparse.Namespace) -> int:
         f"golden written to {path} ({size:,} bytes, {steps} traced steps, {len(golden['artifacts'])} files)"
     )
     return 0
+
+
+def recorded_overrides(run_dir: Path) -> list[str]:
+    """A Hydra run's own overrides (``.hydra/overrides.yaml``) minus its run directory and other paths."""
+    from twinrun.compare.run_reader import open_run, read_overrides
+    from twinrun.config import is_volatile
+
+    items = read_overrides(open_run(run_dir)) or []
+    return [o for o in items if not is_volatile(o.split("=", 1)[0].lstrip("+~").replace("/", "."))]
 
 
 def run_check(args: argparse.Namespace) -> int:
