@@ -228,8 +228,8 @@ def _band_metrics(report: GoldenReport, golden: dict, current: dict) -> None:
     for index, (a, b) in enumerate(zip(kg, kc, strict=False), start=1):
         for key, value in a.items():
             g, c = number(value), number(b.get(key))
-            if g is None or c is None:
-                if key not in ("epoch", "step") and b.get(key, ABSENT) != value and g is None:
+            if key in ("epoch", "step") or g is None or c is None:  # positions and text: exactly
+                if b.get(key, ABSENT) != value and (g is None or c is None or g != c):
                     report.metrics.append(f"row {index}: {key} {b.get(key, ABSENT)!r} vs golden {value!r}")
                 continue
             allowed = metric_tolerance(bands, key, g)

@@ -102,6 +102,16 @@ def test_other_environment_is_judged_by_bands() -> None:
     assert decisive_differences(ENV, {**ENV, "python": "3.12"}) == []
 
 
+def test_bands_keep_positions_and_missing_metrics_exact() -> None:
+    current = _golden(env={**ENV, "torch": "2.0.0"})
+    current["metrics"]["kept"][0].pop("test_loss")
+    current["metrics"]["kept"][0]["step"] = 9
+    report = check_golden(_golden(), current)
+    assert report.mode == BANDS and report.exit_code == 1
+    assert [m.split(":")[0] for m in report.metrics] == ["row 1", "row 1"]
+    assert "step 9 vs golden 8" in report.metrics[0] and "test_loss '(absent)'" in report.metrics[1]
+
+
 def test_band_breach_says_where_and_by_how_much() -> None:
     rows = [_row(s) for s in range(1, 9)]
     rows[5]["loss"] = (100.0 / 6 * 1.5).hex()  # step 6: 50 % off, the band is 2 %
@@ -113,3 +123,14 @@ def test_band_breach_says_where_and_by_how_much() -> None:
     assert '"step": 6' in render_json(report)
     markdown = render_markdown(report)
     assert ":x:" in markdown and "| `torch` |" in markdown
+
+
+def test_thinned_long_trace_still_names_the_exact_step_and_the_next_recorded_parameter() -> None:
+    rows = [_row(s) for s in range(1, 201)]
+    changed = [_row(s) for s in range(1, 201)]
+    for row in changed[19:]:  # from step 20 on the last layer's parameters differ
+        row["params"] = {**row["params"], "last.bias": "ffff"}
+    golden, current = _golden(rows), _golden(changed)
+    assert golden["trace"]["full_every"] == 13 and len(golden["trace"]["full"]) == 17
+    d = check_golden(golden, current).divergence
+    assert (d.step, d.cause, d.parameter, d.parameter_step) == (20, "computation", "last.bias", 27)
