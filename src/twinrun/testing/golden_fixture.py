@@ -91,7 +91,7 @@ class GoldenFixture:
 @pytest.fixture
 def twinrun_golden(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> GoldenFixture:
     """Check a run against a golden file (see :class:`GoldenFixture`)."""
-    update = bool(request.config.getoption("twinrun_update_golden", default=False))
+    update = bool(request.config.getoption("twinrun_update_golden"))
     return GoldenFixture(
         Path(str(request.path)).parent, lambda: tmp_path_factory.mktemp("twinrun-golden"), update
     )

@@ -1,5 +1,6 @@
-"""The ``twinrun_golden`` fixture in a user's project (pytester): record when missing and fail saying
-so, pass when unchanged, fail with the report when changed, regenerate with --twinrun-update-golden."""
+"""The ``twinrun_golden`` fixture: in a user's project (pytester) it records when missing and fails saying
+so, passes when unchanged, fails with the report when changed (task function and command-line forms);
+``--twinrun-update-golden`` regenerates (tested on the fixture object, without another subprocess)."""
 
 from __future__ import annotations
 
@@ -62,7 +63,9 @@ if __name__ == "__main__":
 """
 
 
-def test_record_check_change_and_update(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_record_then_check_in_a_users_project(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytester.makeini("[pytest]\ntwinrun_config_dir = conf\n")
     pytester.mkdir("conf")
     (pytester.path / "conf" / "config.yaml").write_text("lr: 0.1\nmoves: false\n")
@@ -76,8 +79,35 @@ def test_record_check_change_and_update(pytester: pytest.Pytester, monkeypatch: 
     changed = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     changed.assert_outcomes(passed=2, failed=1)  # a and c unchanged pass; b changed fails with the report
     changed.stdout.fnmatch_lines(["*b.json: CHANGED*", "*metrics differs*loss*"])
-    updated = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "--twinrun-update-golden", "-k", "test_b"
-    )
-    updated.assert_outcomes(failed=1)
-    updated.stdout.fnmatch_lines(["*b.json rewrote it from this run*"])
+
+
+def test_update_rewrites_the_values_and_keeps_calibrated_bands(tmp_path) -> None:
+    # Direct, without a pytest subprocess: the fixture object that twinrun_golden returns.
+    from tests.helpers.fake_runs import edit_jsonl, make_twins
+    from twinrun.golden.layout import load_golden, write_golden
+    from twinrun.record import runs
+    from twinrun.testing.golden_fixture import GoldenFixture
+
+    a, b = make_twins(tmp_path / "runs")
+    check = GoldenFixture(tmp_path, lambda: tmp_path, update=False)
+    with pytest.raises(pytest.fail.Exception, match="did not exist; wrote it"):
+        check("g.json", run_dir=a)
+    golden = load_golden(tmp_path / "g.json")
+    golden["bands"]["source"] = "calibrated: by hand"
+    write_golden(tmp_path / "g.json", golden)
+    assert check("g.json", run_dir=b).passed
+    edit_jsonl(b, runs.TRACE, lambda rows: rows[2].update(loss=(2.5).hex()))
+    with pytest.raises(pytest.fail.Exception, match="first divergent step 3"):
+        check("g.json", run_dir=b)
+    with pytest.raises(pytest.fail.Exception, match="rewrote it from this run"):
+        GoldenFixture(tmp_path, lambda: tmp_path, update=True)("g.json", run_dir=b)
+    rewritten = load_golden(tmp_path / "g.json")
+    assert rewritten["bands"]["source"] == "calibrated: by hand"
+    assert rewritten["trace"]["rows"][2]["loss"] == "0x1.4p+1"
+    assert check("g.json", run_dir=b).passed
+    with pytest.raises(TypeError, match="exactly one"):
+        check("g.json")
+
+
+def test_the_update_option_is_registered(pytestconfig: pytest.Config) -> None:
+    assert pytestconfig.getoption("twinrun_update_golden") is False
