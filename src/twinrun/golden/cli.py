@@ -153,7 +153,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     others = [golden_from_run(r) for r in run_dirs]
     golden["bands"] = calibrate(golden, others, multiple, note)
     write_golden(args.golden, golden)
-    print(f"bands of {args.golden} calibrated: {golden['bands']['source']}")
+    print(f"bands of {args.golden} {golden['bands']['source']}")
     return 0
 
 
@@ -175,5 +175,5 @@ def _calibration_runs(golden: dict[str, Any], runs: int, workdir: str | None) ->
         overrides = calibration_overrides(list(case.get("overrides") or []), index)
         env = {"OMP_NUM_THREADS": str(count)}
         dirs.append(run_app(case["app"], overrides, directory, env=env, index=index, total=runs))
-        used.append(f"seed {index}/{count} threads")
+        used.append(f"seed {index} on {count} thread{'s' if count > 1 else ''}")
     return dirs, "; ".join(used)
