@@ -63,6 +63,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.slow  # two pytest subprocesses importing torch and hydra, one app process
 def test_record_then_check_in_a_users_project(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -107,6 +108,13 @@ def test_update_rewrites_the_values_and_keeps_calibrated_bands(tmp_path) -> None
     assert check("g.json", run_dir=b).passed
     with pytest.raises(TypeError, match="exactly one"):
         check("g.json")
+
+
+def test_the_plugin_provides_the_fixture(twinrun_golden) -> None:
+    from twinrun.testing.golden_fixture import GoldenFixture
+
+    assert isinstance(twinrun_golden, GoldenFixture)
+    assert twinrun_golden.test_dir.name == "testing" and twinrun_golden.update is False
 
 
 def test_the_update_option_is_registered(pytestconfig: pytest.Config) -> None:
