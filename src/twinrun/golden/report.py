@@ -77,8 +77,10 @@ def render_markdown(report: GoldenReport) -> str:
     lines += [f"- {line}" for line in findings(report)]
     lines += [f"- note: {note}" for note in report.notes]
     if report.passed:
-        lines.append(f"- {report.steps} traced steps agree")
-    return "\n".join(lines) + "\n"
+        lines.append(
+            f"- {report.steps} traced steps agree" + ("" if report.mode == EXACT else " within the bands")
+        )
+    return "\n".join(lines) + "\n\n"  # a blank line ends it: several verdicts append to one summary
 
 
 def _breach(b: Breach | None) -> dict[str, Any] | None:
