@@ -21,6 +21,7 @@ from twinrun.compare.report_model import Divergence
 from twinrun.compare.sections import ABSENT, DECISIVE_ENV, NON_DECISIVE_ENV, differing_keys
 from twinrun.config import flatten
 from twinrun.golden.bands import metric_tolerance, number, step_tolerance, within
+from twinrun.golden.record import epochs
 
 EXACT, BANDS = "exact", "bands"
 PASSED, CHANGED = "passed", "changed"
@@ -129,17 +130,18 @@ def trace_divergence(golden: dict, current: dict, config_changed: bool) -> Diver
     tg, tc = golden.get("trace") or {}, current.get("trace") or {}
     rows_g, rows_c = tg.get("rows") or [], tc.get("rows") or []
     full_g, full_c = tg.get("full") or [], tc.get("full") or []
-    for a, b in zip(rows_g, rows_c, strict=False):
+    epochs_g, epochs_c = epochs(rows_g), epochs(rows_c)
+    for index, (a, b) in enumerate(zip(rows_g, rows_c, strict=False)):
         if a == b:
             continue
-        step, epoch = a.get("step"), a.get("epoch")
+        step, epoch = a.get("step"), epochs_g[index]
         streams = _streams(full_g, full_c, step) if a.get("rng") != b.get("rng") else []
         parameter, parameter_step = _first_parameter(full_g, full_c, step)
         if a.get("step") != b.get("step"):
             cause = CONFIGURATION if config_changed else LENGTH
         elif config_changed:
             cause = CONFIGURATION
-        elif a.get("batch") != b.get("batch") or a.get("epoch") != b.get("epoch"):
+        elif a.get("batch") != b.get("batch") or epoch != epochs_c[index]:
             cause = DATA_ORDER
         elif a.get("rng") != b.get("rng"):
             cause = RNG_STREAM
@@ -163,9 +165,8 @@ def trace_divergence(golden: dict, current: dict, config_changed: bool) -> Diver
     who = "the current run" if longer is rows_g else "the golden"
     detail = f"{who}'s trace ends after {common} steps; the other continues to step {longer[-1].get('step')}"
     missing = longer[common]
-    return Divergence(
-        missing.get("step"), missing.get("epoch"), CONFIGURATION if config_changed else LENGTH, detail=detail
-    )
+    epoch = epochs(longer)[common]
+    return Divergence(missing.get("step"), epoch, CONFIGURATION if config_changed else LENGTH, detail=detail)
 
 
 def _show(value: Any) -> str:

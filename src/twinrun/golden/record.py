@@ -82,7 +82,23 @@ def thin_trace(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The golden's trace: a compact row per step, whole rows at every ``full_every``-th step."""
     every = full_every(len(rows))
     full = [row for i, row in enumerate(rows) if i % every == 0 or i == len(rows) - 1]
-    return {"steps": len(rows), "full_every": every, "rows": [compact_row(r) for r in rows], "full": full}
+    compact = [compact_row(r) for r in rows]
+    current: Any = object()
+    for row in compact:  # only the first row of an epoch names it: 12 bytes a step fewer
+        if row["epoch"] == current:
+            del row["epoch"]
+        else:
+            current = row["epoch"]
+    return {"steps": len(rows), "full_every": every, "rows": compact, "full": full}
+
+
+def epochs(rows: Sequence[dict[str, Any]]) -> list[Any]:
+    """Each compact row's epoch: its own, else that of the nearest row before it that names one."""
+    out, current = [], None
+    for row in rows:
+        current = row.get("epoch", current)
+        out.append(current)
+    return out
 
 
 def comparable_metrics(row: dict[str, Any]) -> dict[str, Any]:

@@ -57,7 +57,7 @@ def test_a_thousand_step_golden_is_about_100_kb() -> None:
     ]
     trace = thin_trace(rows)
     size = len(dumps({"trace": trace}))
-    assert size <= 120_000, size  # measured 116 KB: 1000 compact rows of ~100 bytes + 17 whole rows
+    assert size <= 110_000, size  # measured 106 KB: 1000 compact rows (96 KB) + 17 whole rows
     assert len(trace["rows"]) == 1000 and trace["full"][0] == rows[0] and trace["full"][-1] == rows[-1]
     assert all(
         float.fromhex(r["loss"]) == _float32(1000.0 / r["step"]) for r in trace["rows"]
