@@ -28,15 +28,16 @@ ALLOWED: dict[str, set[str]] = {
     "record": FOUNDATION,
     "compare": {"record", *FOUNDATION},
     "verify": {"compare", "record", *FOUNDATION},
-    "testing": {"verify", "compare", "record", *FOUNDATION},
+    "golden": {"verify", "compare", "record", *FOUNDATION},
+    "testing": {"golden", "verify", "compare", "record", *FOUNDATION},
     "trainers": {"record", *FOUNDATION},
     "integrations": {"record", *FOUNDATION},
-    "cli": {"twinrun", "verify", "compare", *FOUNDATION},
+    "cli": {"twinrun", "golden", "verify", "compare", *FOUNDATION},
     "__main__": {"cli"},
     "twinrun": {"compare", "record", "verify"},  # the lazy public API (twinrun/__init__.py)
 }
 INNER = {"record", "compare"}
-OUTER = {"trainers", "verify", "testing", "integrations", "cli", "__main__"}
+OUTER = {"trainers", "verify", "golden", "testing", "integrations", "cli", "__main__"}
 
 
 def _module_name(path: Path, root: Path) -> str:

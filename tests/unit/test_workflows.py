@@ -170,6 +170,14 @@ def test_ci_gate_is_shaped_as_documented() -> None:
     assert gate_problems(load_workflow(WORKFLOW_DIR / "ci.yml")) == []
 
 
+def test_golden_verdicts_go_to_the_job_summary() -> None:
+    jobs = load_workflow(WORKFLOW_DIR / "ci.yml")["jobs"]
+    scripts = [str(step.get("run", "")) for step in jobs["repro-cpu"]["steps"]]
+    golden = [s for s in scripts if "golden check" in s]
+    assert golden and "--markdown" in golden[0] and '>> "$GITHUB_STEP_SUMMARY"' in golden[0]
+    assert "tests/golden/*.json" in golden[0]
+
+
 def test_gate_check_flags_a_hole() -> None:
     workflow = load_workflow(WORKFLOW_DIR / "ci.yml")
     workflow["jobs"]["ci-ok"]["needs"] = [n for n in workflow["jobs"]["ci-ok"]["needs"] if n != "gpu"]

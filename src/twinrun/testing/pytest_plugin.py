@@ -24,6 +24,9 @@ Installed with twinrun; no conftest needed. Fixtures (all session-scoped, so the
 ``twinrun_cli_twins(app, overrides=(), runs=None, cwd=None) -> TwinResult``
     The same twin check in fresh processes, as ``twinrun verify`` runs them (console script,
     ``module:function`` or script path).
+``twinrun_golden(path, run_dir=None, *, train=None, cfg=None, app=None, overrides=())``
+    Check a run against a committed golden file (:mod:`twinrun.testing.golden_fixture`); a missing
+    file is recorded and the test fails saying so; ``--twinrun-update-golden`` regenerates.
 ``twinrun_parity(app, train, config_name, overrides=(), *, config_dir=None, cli_overrides=(), cwd=None)``
     Compose-versus-command-line parity (:mod:`twinrun.testing.parity`): ``train`` on the composed
     config here, ``app`` with the same overrides in a fresh process; ``.assert_identical()`` names
@@ -56,6 +59,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from twinrun.testing.golden_fixture import add_options as _add_golden_options
+from twinrun.testing.golden_fixture import twinrun_golden
 from twinrun.testing.hydra_task import hydra_task
 from twinrun.testing.twins import (
     TwinResult,
@@ -77,6 +82,7 @@ __all__ = [
     "run_cli_twins",
     "run_twins",
     "scramble_global_rngs",
+    "twinrun_golden",
 ]
 
 _STRATEGIES = (
@@ -108,6 +114,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="how many runs twinrun_twins makes when the test does not say (default 2, at least 2)",
     )
+    _add_golden_options(group)
     parser.addini("twinrun_config_dir", "config dir for twinrun_compose, relative to the rootdir", default="")
 
 
