@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from twinrun.compare.object_tree import Global, MemTensor, TooManyPartsError, flatten
-from twinrun.compare.report_model import WeightsSection
+from twinrun.compare.object_tree import RESOLVER_CACHE, Global, MemTensor, TooManyPartsError, flatten
+from twinrun.compare.report_model import WeightsSection, plural
 from twinrun.compare.run_reader import UnusableRunError
 from twinrun.compare.torch_file import NotATensorFileError, open_torch_file, unreadable
 from twinrun.compare.torch_pickle import Placeholder, RefusedPickleError, placeholder_type
@@ -53,7 +53,12 @@ def compare_tensor_files(
                     open_tensor_file(path, str(path), trust_pickle=trust_pickle, normalize=norm)
                 )
             )
-        return compare_weights(sources[0], sources[1], atol=atol, rtol=rtol, label=label)
+        sec = compare_weights(sources[0], sources[1], atol=atol, rtol=rtol, label=label)
+        masked = sorted({*sources[0].masked, *sources[1].masked})
+        if masked:  # excused, and said so: the one volatile field a saved object may carry
+            shown = ", ".join(f"{label}: {m}" for m in masked[:3]) + (" ..." if len(masked) > 3 else "")
+            sec.notes.append(f"masked: {plural(len(masked), RESOLVER_CACHE)} (OmegaConf's, not the config): {shown}")
+        return sec
 
 
 def _side(normalize: Callable[[str, str], str], side: str) -> Callable[[str], str]:
@@ -134,7 +139,8 @@ def _coerce(value: Any) -> Any:
         except RuntimeError:  # sparse, quantized ... tensors have no plain bytes: their dense values
             t = t.to_dense() if t.is_sparse else t.dequantize()
             data = t.contiguous().reshape(-1).view(torch.uint8).numpy()
-        return MemTensor(str(t.dtype).removeprefix("torch."), tuple(t.shape), data)
+        flags = {"requires_grad": value.requires_grad, "parameter": isinstance(value, torch.nn.Parameter)}
+        return MemTensor(str(t.dtype).removeprefix("torch."), tuple(t.shape), data, **flags)
     if isinstance(value, np.ndarray | np.generic) and not value.dtype.hasobject:
         from twinrun.compare.numpy_file import dtype_name
 

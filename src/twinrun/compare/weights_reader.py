@@ -77,6 +77,7 @@ class WeightsSource:
         self.shown = shown  # the weights file as named in messages
         self.metas: dict[str, TensorMeta] = {}
         self.leaves: dict[str, Any] = {}  # the file's other values (epoch, hyper_parameters ...), by path
+        self.masked: list[str] = []  # volatile fields left out of the comparison (a resolver cache), by path
 
     def read(self, name: str, offset: int, buffer: np.ndarray) -> np.ndarray:
         """Bytes ``[offset, offset + len(buffer))`` of tensor ``name`` (uint8), possibly in ``buffer``."""
@@ -157,6 +158,7 @@ class TreeWeights(WeightsSource):
     ) -> None:
         super().__init__(shown)
         self.leaves = tree.leaves
+        self.masked = tree.masked
         self._close = close
         self._tensors = tree.tensors
         self._regions = regions

@@ -168,16 +168,15 @@ def test_lightning_checkpoint_twins_in_two_directories_are_identical(tmp_path: P
     assert not {m for m in set(sys.modules) - before if m.startswith(("omegaconf", "lightning"))}
     assert sec.compared == 10 and sec.leaves_compared > 20
     with open_tensor_file(pa, "last.ckpt", normalize=lambda text: normalize(text, "a")) as source:
-        key = "callbacks/ModelCheckpoint{'monitor': 'val/loss', 'mode': 'min'}/best_k_models/<run>/"
+        # keys that hold a slash, quotes or spaces are quoted: no other key can write the same name
+        callback = "callbacks/" + repr("ModelCheckpoint{'monitor': 'val/loss', 'mode': 'min'}")
         assert {
             "state_dict/net.model.0.weight",
             "optimizer_states/0/state/0/exp_avg",
             "hyper_parameters/net/weight",  # a whole module in the hyperparameters
-            f"{key}checkpoints/epoch_000.ckpt",  # a path as a dict key, normalized
+            f"{callback}/best_k_models/'<run>/checkpoints/epoch_000.ckpt'",  # a path as a dict key, normalized
         } <= set(source.metas)
-        assert source.leaves["callbacks/ModelCheckpoint{'monitor': 'val/loss', 'mode': 'min'}/dirpath"] == (
-            "<run>/checkpoints"
-        )
+        assert source.leaves[f"{callback}/dirpath"] == "<run>/checkpoints"
         assert source.leaves["hyper_parameters/optimizer/__class__"].qualname == "functools.partial"
     # negative control: without the paths replaced, the two directories show
     raw = _cmp(pa, pb, label="checkpoints/last.ckpt")
