@@ -29,8 +29,12 @@ def is_plain(text: str) -> bool:
     return False
 
 
-def key_component(key: Any, norm: Callable[[str], str]) -> str | None:
-    """``key`` as a path component, or None for a key that is not a plain value (a tensor, an object)."""
+MAX_KEY_DEPTH = 32  # a tuple key nested deeper is named by position, like an object (no deep recursion)
+
+
+def key_component(key: Any, norm: Callable[[str], str], depth: int = 0) -> str | None:
+    """``key`` as a path component, or None for a key that is not a plain value (a tensor, an object, a
+    tuple nested more than MAX_KEY_DEPTH deep)."""
     if isinstance(key, str):
         text = norm(key)
         return text if is_plain(text) else repr(text)
@@ -38,10 +42,13 @@ def key_component(key: Any, norm: Callable[[str], str]) -> str | None:
         return repr(key)
     if isinstance(key, type):
         return f"<{getattr(key, 'qualname', f'{key.__module__}.{key.__qualname__}')}>"
-    if isinstance(key, tuple | frozenset):
-        parts = [key_component(k, norm) for k in key]
-        if any(p is None for p in parts):
-            return None
+    if isinstance(key, tuple | frozenset) and depth < MAX_KEY_DEPTH:
+        parts = []
+        for k in key:
+            part = key_component(k, norm, depth + 1)
+            if part is None:
+                return None
+            parts.append(part)
         if isinstance(key, frozenset):
             return "frozenset({" + ", ".join(sorted(parts)) + "})"  # type: ignore[arg-type]
         return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"  # type: ignore[arg-type]

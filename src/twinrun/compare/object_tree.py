@@ -140,6 +140,7 @@ class Tree:
 
 
 Child = tuple[str, Any, "str | None", int]  # path, object, module prefix, depth
+_SCALARS = frozenset({str, int, float, bool, type(None), complex, bytes, bytearray})
 
 
 def _is_module(obj: Any) -> bool:
@@ -196,7 +197,18 @@ def flatten(
             stack.append((path, coerce(value), None, depth))
         else:
             tree.put(path, Global(f"{type(value).__module__}.{type(value).__qualname__}"))
-        stack.extend((p, v, pre, depth + 1) for p, v, pre, _ in reversed(children))
+        if children and all(pre is None and type(v) in _SCALARS for _, v, pre, _ in children):
+            # a container of plain values (a list of a million ints): put at once, in order, not stacked
+            visited += len(children)
+            if visited > MAX_PARTS:
+                raise TooManyPartsError(f"more than {MAX_PARTS} values")
+            for p, v, _, _ in children:
+                tree.name_chars += len(p)
+                tree.put(p, norm(v) if type(v) is str else v)
+            if tree.name_chars > MAX_NAME_CHARS:
+                raise TooManyPartsError(f"more than {MAX_NAME_CHARS} characters of value names")
+        else:
+            stack.extend((p, v, pre, depth + 1) for p, v, pre, _ in reversed(children))
     return tree
 
 
@@ -218,7 +230,9 @@ def _kind(value: Any) -> str:
     return type(value).__name__ if not isinstance(value, Placeholder) else value.qualname
 
 
-def _container_children(path: str, value: Any, norm: Callable[[str], str], tree: Tree, out: list[Child]) -> None:
+def _container_children(
+    path: str, value: Any, norm: Callable[[str], str], tree: Tree, out: list[Child]
+) -> None:
     if isinstance(value, set | frozenset):
         texts = [key_component(v, norm) for v in value]
         if all(t is not None for t in texts):

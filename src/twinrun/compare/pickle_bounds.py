@@ -50,6 +50,22 @@ class TooDeepError(pickle.UnpicklingError):
     """The pickle builds values nested more than MAX_DEPTH levels."""
 
 
+# Every opcode that can make a value deeper (builds a tuple, list, dict, set, frozenset or object, fills
+# one, or calls). Each is one byte of the stream, so a pickle holding fewer of these byte values than
+# the limit (anywhere, arguments included) cannot nest deeper: no walk is needed.
+_DEEPENING = [bytes([c]) for c in b"tlduaesbRoi\x85\x86\x87\x90\x91\x81\x92"]
+
+
+def may_be_deep(data: bytes, limit: int = MAX_DEPTH) -> bool:
+    """False when ``data`` cannot nest deeper than ``limit`` (counted in C: no opcode walk)."""
+    count = 0
+    for code in _DEEPENING:
+        count += data.count(code)
+        if count > limit:
+            return True
+    return False
+
+
 def check_depth(file: IO[bytes], limit: int = MAX_DEPTH) -> None:
     """Walk one pickle from ``file``'s position to its STOP; raise TooDeepError (or UnpicklingError for a
     malformed stream) when it would nest deeper than ``limit``. The position is left after the pickle."""

@@ -57,7 +57,8 @@ def compare_tensor_files(
         masked = sorted({*sources[0].masked, *sources[1].masked})
         if masked:  # excused, and said so: the one volatile field a saved object may carry
             shown = ", ".join(f"{label}: {m}" for m in masked[:3]) + (" ..." if len(masked) > 3 else "")
-            sec.notes.append(f"masked: {plural(len(masked), RESOLVER_CACHE)} (OmegaConf's, not the config): {shown}")
+            what = plural(len(masked), RESOLVER_CACHE)
+            sec.notes.append(f"masked: {what} (OmegaConf's, not the config): {shown}")
         return sec
 
 
@@ -96,6 +97,8 @@ def _open_torch(
         ) from None
     try:
         tree = flatten(torch_file.obj, normalize)
+        for name, value in torch_file.records.items():  # "<" starts no name of the saved object
+            tree.put(f"<zip record {name}>", value)
     except TooManyPartsError as exc:
         torch_file.close()
         raise UnusableRunError(

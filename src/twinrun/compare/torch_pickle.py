@@ -27,7 +27,7 @@ import pickle
 from dataclasses import dataclass, replace
 from typing import IO, Any
 
-from twinrun.compare.pickle_bounds import check_depth
+from twinrun.compare.pickle_bounds import check_depth, may_be_deep
 from twinrun.compare.torch_dtypes import ELEMENT_SIZES, STORAGE_DTYPES
 
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C  # first pickle of a legacy torch file
@@ -315,7 +315,8 @@ def unpickle(data: IO[bytes] | bytes, storages: dict[str, StorageRef]) -> Any:
     """One pickle from ``data`` (a file positioned at it, or its bytes); its nesting is bounded first
     (:mod:`twinrun.compare.pickle_bounds`)."""
     file = io.BytesIO(data) if isinstance(data, bytes) else data
-    start = file.tell()
-    check_depth(file)  # before anything is built or hashed: a deep key crashes the C hash
-    file.seek(start)
+    if not isinstance(data, bytes) or may_be_deep(data):
+        start = file.tell()
+        check_depth(file)  # before anything is built or hashed: a deep key crashes the C hash
+        file.seek(start)
     return InertUnpickler(file, storages).load()

@@ -174,7 +174,7 @@ def test_lightning_checkpoint_twins_in_two_directories_are_identical(tmp_path: P
             "state_dict/net.model.0.weight",
             "optimizer_states/0/state/0/exp_avg",
             "hyper_parameters/net/weight",  # a whole module in the hyperparameters
-            f"{callback}/best_k_models/'<run>/checkpoints/epoch_000.ckpt'",  # a path as a dict key, normalized
+            f"{callback}/best_k_models/'<run>/checkpoints/epoch_000.ckpt'",  # a path key, normalized
         } <= set(source.metas)
         assert source.leaves[f"{callback}/dirpath"] == "<run>/checkpoints"
         assert source.leaves["hyper_parameters/optimizer/__class__"].qualname == "functools.partial"
