@@ -1,9 +1,10 @@
 """Run ``twinrun compare A B`` for pairs of run directories in this process, watching what it does.
 
-``python compare_child.py A1 B1 [A2 B2 ...]`` (or ``--serve``: pairs read from stdin) prints one JSON line per pair: the exit code, how much the
-peak resident memory grew during the comparison (``VmHWM`` after resetting it, in KiB), the seconds it
-took, files opened outside the two runs and Python's own code, and any command it started. A crash (SIGSEGV) ends
-the process: the parent sees which pair was running from the ``start`` line printed before it.
+``python compare_child.py A1 B1 [A2 B2 ...]`` (or ``--serve``: pairs read from stdin) prints one JSON
+line per pair: the exit code, how much the peak resident memory grew during the comparison (``VmHWM``
+after resetting it, in KiB), the seconds it took, files opened outside the two runs and Python's own
+code, and any command it started. A crash (SIGSEGV) ends the process: the parent sees which pair was
+running from the ``start`` line printed before it.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ def _compare(*pairs: tuple[Path, Path]) -> list[dict]:
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     results = [r for r in lines if "code" in r]
     started = [r["start"] for r in lines if "start" in r]
-    assert proc.returncode == 0, f"crashed ({proc.returncode}) comparing {started[-1:]}: {proc.stderr[-2000:]}"
+    assert proc.returncode == 0, f"crashed ({proc.returncode}) on {started[-1:]}: {proc.stderr[-2000:]}"
     return results
 
 
@@ -111,7 +111,7 @@ def test_numpy_bombs_and_lies(tmp_path: Path) -> None:
             _npz([("a.npy", hf.npy_header((1,)) + bytes(8), False), ("notes.txt", b"run 2", False)]),
         ),
         "bytes after the array": _runs(
-            tmp_path / "t", "a.npy", hf.npy_header((1,)) + bytes(8) + b"a", hf.npy_header((1,)) + bytes(8) + b"b"
+            tmp_path / "t", "a.npy", hf.npy_header((1,)) + bytes(9), hf.npy_header((1,)) + bytes(8) + b"b"
         ),
     }
     results = dict(zip(pairs, _compare(*pairs.values()), strict=True))
@@ -133,6 +133,11 @@ def test_a_zip_with_two_archives_is_refused(tmp_path: Path) -> None:
     assert result["code"] == 2 and "2 archives" in result["stderr"], result
 
 
+def _bytes_pickle(mib: int) -> hf.Zeros:
+    """A pickle of ``mib`` MiB of zero bytes (BINBYTES8), deflated: a zip bomb of that ratio."""
+    return hf.Zeros(b"\x80\x04\x8e" + (mib << 20).to_bytes(8, "little"), mib, b".")
+
+
 # What a fuzzed file is made of: a shape (nesting, repetition, compression, lies) and its size.
 HOSTILE = st.one_of(
     st.builds(hf.deep_tuple_key, st.integers(1, 3000)),
@@ -141,8 +146,19 @@ HOSTILE = st.one_of(
     st.builds(hf.deep_list, st.integers(2, 3000)),
     st.builds(hf.memo_repeat, st.integers(1, 1 << 16), st.integers(1, 5000)),
     st.builds(hf.leaves, st.integers(1, 20_000)),
-    st.builds(lambda n: hf.Zeros(b"\x80\x04\x8e" + (n << 20).to_bytes(8, "little"), n, b"."), st.integers(1, 64)),
+    st.builds(_bytes_pickle, st.integers(1, 64)),
 )
+
+
+@st.composite
+def _lying_npz(draw: st.DrawFn) -> bytes:
+    """An .npz whose member declares a shape its bytes may not hold, maybe Fortran-ordered, maybe deflated."""
+    shape = tuple(draw(st.lists(st.sampled_from([0, 1, 3, 1 << 12, 1 << 31, 1 << 62]), max_size=3)))
+    header = hf.npy_header(shape, fortran=draw(st.booleans()))
+    body: bytes | hf.Zeros = header + bytes(draw(st.integers(0, 64)))
+    if draw(st.booleans()):
+        body = hf.Zeros(header, draw(st.integers(1, 80)))
+    return hf.zip_bytes([("x.npy", body, draw(st.booleans())), ("y.txt", b"note", False)])
 
 
 class _Server:
@@ -154,7 +170,10 @@ class _Server:
     def compare(self, a: Path, b: Path) -> dict:
         if self.proc is None or self.proc.poll() is not None:
             self.proc = subprocess.Popen(
-                [sys.executable, str(CHILD), "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+                [sys.executable, str(CHILD), "--serve"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
             )
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write(f"{a}\t{b}\n")
@@ -176,22 +195,28 @@ def server():
     child.close()
 
 
-@settings(max_examples=10, deadline=None)
-@given(pickle=HOSTILE, flip=st.one_of(st.none(), st.integers(0, 10**6)), code=st.booleans())
+@settings(max_examples=max(10, settings.default.max_examples), deadline=None)  # deep: 60
+@given(
+    pickle=st.one_of(HOSTILE, _lying_npz()), flip=st.one_of(st.none(), st.integers(0, 10**6)), code=st.booleans()
+)
 def test_fuzzed_hostile_torch_files(
     tmp_path_factory: pytest.TempPathFactory, server: _Server, pickle, flip, code
 ) -> None:
     root = tmp_path_factory.mktemp("fuzz")
     marker = root / "MARKER"
-    data = hf.torch_zip(pickle, extra={"code.pkl": hf.calls_code(str(marker))} if code else None)
-    if code:  # the code as the object itself too
-        data = hf.torch_zip(hf.calls_code(str(marker))) if flip is None else data
+    name = "model.pt"
+    if isinstance(pickle, bytes) and pickle.startswith(b"PK"):  # an .npz already
+        data, name = pickle, "arrays.npz"
+    else:
+        data = hf.torch_zip(pickle, extra={"code.pkl": hf.calls_code(str(marker))} if code else None)
+        if code and flip is None:  # the code as the object itself
+            data = hf.torch_zip(hf.calls_code(str(marker)))
     b = data
     if flip is not None:
         damaged = bytearray(data)
         damaged[flip % len(damaged)] ^= 0x01
         b = bytes(damaged)
-    pair = _runs(root, "model.pt", data, b)
+    pair = _runs(root, name, data, b)
     result = server.compare(*pair)
     _check(result, _size(pair))
     assert not marker.exists()
