@@ -364,3 +364,15 @@ def test_a_damaged_small_record_of_a_torch_zip_is_unusable(tmp_path: Path) -> No
     path.write_bytes(bytes(data))
     with pytest.raises(UnusableRunError, match="truncated or corrupt"):
         _cmp(good, path)
+
+
+@pytest.mark.parametrize("command", ["compare", "verify"])
+def test_trust_pickle_help_says_what_it_loads_and_that_it_runs_code(command: str) -> None:
+    from twinrun.cli import build_parser
+
+    text = " ".join(build_parser().subcommands[command].format_help().split())
+    start = text.rindex("--trust-pickle")  # the option's entry, after the usage line
+    help_text = text[start : text.index(" --", start + 5)]
+    assert "legacy trained_model.pt" not in help_text  # it loads more than that file
+    assert "every torch file of either run that the inert reader refuses" in help_text
+    assert "runs whatever code those files name" in help_text
