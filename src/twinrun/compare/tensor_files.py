@@ -53,6 +53,10 @@ def compare_tensor_files(
                     open_tensor_file(path, str(path), trust_pickle=trust_pickle, normalize=norm)
                 )
             )
+        if sources[0].records != sources[1].records:  # the zips' other records differ: shown as values
+            for source in sources:
+                for name, value in source.records.items():
+                    source.leaves[f"<zip record {name}>"] = value  # "<": no name of the saved object
         sec = compare_weights(sources[0], sources[1], atol=atol, rtol=rtol, label=label)
         masked = sorted({*sources[0].masked, *sources[1].masked})
         if masked:  # excused, and said so: the one volatile field a saved object may carry
@@ -97,8 +101,6 @@ def _open_torch(
         ) from None
     try:
         tree = flatten(torch_file.obj, normalize)
-        for name, value in torch_file.records.items():  # "<" starts no name of the saved object
-            tree.put(f"<zip record {name}>", value)
     except TooManyPartsError as exc:
         torch_file.close()
         raise UnusableRunError(
@@ -107,7 +109,9 @@ def _open_torch(
     except BaseException:
         torch_file.close()
         raise
-    return TreeWeights(tree, torch_file.regions, shown, close=torch_file.close)
+    source = TreeWeights(tree, torch_file.regions, shown, close=torch_file.close)
+    source.records = torch_file.records
+    return source
 
 
 def _open_trusted(path: Path, shown: str, normalize: Callable[[str], str] | None) -> WeightsSource:

@@ -21,6 +21,7 @@ from twinrun.compare.torch_pickle import ELEMENT_SIZES, MAGIC_NUMBER, PROTOCOL_V
 from twinrun.errors import first_line
 
 MAX_PICKLE_RATIO = 32  # how much a compressed data.pkl may expand (deflated pickles: 3 to 10 times)
+SERIALIZATION_ID = ".data/serialization_id"
 _KEPT_RECORD = 4096  # records up to this size are compared by their bytes, larger ones by sha256
 
 # What a damaged pickle or zip raises while being read.
@@ -123,9 +124,12 @@ def _open_zip(file: IO[bytes], size: int, shown: str) -> TorchFile:
     obj = unpickle(_read_pickle(archive, archive.getinfo(pickles[0]), shown), storages)
     records: dict[str, Any] = {}
     for name in sorted(set(names) - {pickles[0]} - {f"{prefix}data/{key}" for key in storages}):
-        # every other record (version, serialization id, a storage no tensor names ...) is part of the
-        # file: compared by its bytes, read a window at a time (its CRC checked on the way)
-        records[name.removeprefix(prefix)] = _record_value(archive, archive.getinfo(name))
+        # every other record (version, byteorder, a storage no tensor names ...) is part of the file:
+        # compared by its bytes, read a window at a time (its CRC checked on the way). Not the
+        # serialization id: torch derives it from the records' contents, which are all compared.
+        value = _record_value(archive, archive.getinfo(name))
+        if name != f"{prefix}{SERIALIZATION_ID}":
+            records[name.removeprefix(prefix)] = value
     regions: dict[str, Region] = {}
     for key, storage in storages.items():
         try:

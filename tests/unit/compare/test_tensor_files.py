@@ -376,3 +376,18 @@ def test_trust_pickle_help_says_what_it_loads_and_that_it_runs_code(command: str
     assert "legacy trained_model.pt" not in help_text  # it loads more than that file
     assert "every torch file of either run that the inert reader refuses" in help_text
     assert "runs whatever code those files name" in help_text
+
+
+def test_other_zip_records_are_compared_by_their_bytes(tmp_path: Path) -> None:
+    import zipfile
+
+    def saved(name: str, note: bytes) -> Path:
+        path = _save({"w": torch.ones(3)}, tmp_path / name / "f.pt")
+        with zipfile.ZipFile(path, "a") as archive:
+            archive.writestr("f/notes/run.txt", note)  # a record no tensor names
+        return path
+
+    a, same, b = saved("a", b"seed 1"), saved("s", b"seed 1"), saved("b", b"seed 2")
+    assert _cmp(a, same).status == IDENTICAL  # control
+    sec = _cmp(a, b)
+    assert sec.status == DIFFERENT and sec.leaf_mismatches[0].name == "f.pt: <zip record notes/run.txt>"
