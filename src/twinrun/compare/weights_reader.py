@@ -222,7 +222,8 @@ def open_weights(run: RunDir, *, trust_pickle: bool = False) -> WeightsSource:
     if run.has(runs.WEIGHTS):
         return SafetensorsWeights(run.file(runs.WEIGHTS), run.show(runs.WEIGHTS))
     if run.has(LEGACY_WEIGHTS):
-        source = open_tensor_file(run.file(LEGACY_WEIGHTS), run.show(LEGACY_WEIGHTS), trust_pickle=trust_pickle)
+        path, shown = run.file(LEGACY_WEIGHTS), run.show(LEGACY_WEIGHTS)
+        source = open_tensor_file(path, shown, trust_pickle=trust_pickle)
         # The weights are named tensors, as in weights.safetensors, which has no container: the type of
         # the state dict itself (OrderedDict, dict) is not compared here, so the two formats compare.
         root = source.leaves.get("")

@@ -197,7 +197,9 @@ def server():
 
 @settings(max_examples=max(10, settings.default.max_examples), deadline=None)  # deep: 60
 @given(
-    pickle=st.one_of(HOSTILE, _lying_npz()), flip=st.one_of(st.none(), st.integers(0, 10**6)), code=st.booleans()
+    pickle=st.one_of(HOSTILE, _lying_npz()),
+    flip=st.one_of(st.none(), st.integers(0, 10**6)),
+    code=st.booleans(),
 )
 def test_fuzzed_hostile_torch_files(
     tmp_path_factory: pytest.TempPathFactory, server: _Server, pickle, flip, code
