@@ -11,6 +11,7 @@ Keys that are none of these (a tensor, a pickled object) have no text: the calle
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -18,10 +19,16 @@ _NOT_PLAIN = frozenset("/'\"()[]{}<>#,\\@ \t\r\n")
 _CONSTANTS = frozenset({"True", "False", "None", "Ellipsis", "NotImplemented"})
 
 
+_NUMBER_STARTS = frozenset("0123456789+-.iInN")  # how the spelling of a number (or inf, nan) starts
+
+
+@functools.lru_cache(maxsize=1 << 16)  # keys repeat: every entry of a list of dicts has the same ones
 def is_plain(text: str) -> bool:
     """Whether ``text`` can stand for itself as a path component (see the module docstring)."""
     if not text or text in _CONSTANTS or not text.isprintable() or not _NOT_PLAIN.isdisjoint(text):
         return False
+    if text[0] not in _NUMBER_STARTS:
+        return True
     try:
         complex(text)  # "1", "1.5", "1e3", "inf", "nan", "2j": the spellings of numbers
     except ValueError:

@@ -14,8 +14,10 @@ into a tuple or set (``tuple(lst)``), so its result is as deep as those items ar
 
 from __future__ import annotations
 
+import io
 import pickle
 import pickletools
+from collections.abc import Iterator
 from typing import IO, Any
 
 MAX_DEPTH = 1000  # levels of nesting a saved object may have: real checkpoints have a few dozen
@@ -66,9 +68,69 @@ def may_be_deep(data: bytes, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
+_OPS = {op.code.encode("latin1")[0]: op for op in pickletools.opcodes}
+_VALUES = frozenset(  # opcodes that only push one value (numbers, strings, None, globals by name ...)
+    op.name for op in pickletools.opcodes if not op.stack_before and len(op.stack_after) == 1
+) - {"MARK", "EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET", "EMPTY_TUPLE", *_GETS}
+_NEWLINE, _LEN1, _LEN4, _LEN4U, _LEN8U = (
+    pickletools.UP_TO_NEWLINE,
+    pickletools.TAKEN_FROM_ARGUMENT1,
+    pickletools.TAKEN_FROM_ARGUMENT4,
+    pickletools.TAKEN_FROM_ARGUMENT4U,
+    pickletools.TAKEN_FROM_ARGUMENT8U,
+)
+
+
+def _ops(data: bytes, pos: int) -> Iterator[tuple[str, Any, Any, int]]:
+    """``(name, memo key or None, opcode, position after it)`` of each opcode of ``data`` from ``pos``:
+    arguments are skipped, not decoded (only memo keys are read); several times faster than
+    :func:`pickletools.genops`, which decodes every argument."""
+    end = len(data)
+    while pos < end:
+        op = _OPS.get(data[pos])
+        if op is None:
+            raise pickle.UnpicklingError(f"unknown opcode {data[pos]:#x} at {pos}")
+        pos += 1
+        arg = op.arg
+        key: Any = None
+        if arg is not None:
+            n = arg.n
+            if n >= 0:
+                if op.name in _PUTS or op.name in _GETS:
+                    key = int.from_bytes(data[pos : pos + n], "little")
+                pos += n
+            elif n == _NEWLINE:
+                lines = 2 if op.name in ("GLOBAL", "INST") else 1
+                for _ in range(lines):
+                    stop = data.find(b"\n", pos)
+                    if stop < 0:
+                        raise pickle.UnpicklingError("pickle data was truncated")
+                    if op.name in _PUTS or op.name in _GETS:
+                        key = int(data[pos:stop])
+                    pos = stop + 1
+            else:
+                width = {_LEN1: 1, _LEN4: 4, _LEN4U: 4, _LEN8U: 8}[n]
+                pos += width + int.from_bytes(data[pos : pos + width], "little", signed=n == _LEN4)
+        if pos > end:
+            raise pickle.UnpicklingError("pickle data was truncated")
+        yield op.name, key, op, pos
+        if op.name == "STOP":
+            return
+    raise pickle.UnpicklingError("pickle data was truncated (no STOP)")
+
+
+def _genops(file: IO[bytes]) -> Iterator[tuple[str, Any, Any, int]]:
+    for op, arg, _ in pickletools.genops(file):
+        yield op.name, arg, op, -1  # the file's own position is after the opcode
+
+
 def check_depth(file: IO[bytes], limit: int = MAX_DEPTH) -> None:
     """Walk one pickle from ``file``'s position to its STOP; raise TooDeepError (or UnpicklingError for a
     malformed stream) when it would nest deeper than ``limit``. The position is left after the pickle."""
+    if isinstance(file, io.BytesIO):  # the whole pickle in memory: walked without decoding arguments
+        ops = _ops(file.getvalue(), file.tell())  # (BytesIO of bytes shares them: no copy)
+    else:
+        ops = _genops(file)
     stack: list[Any] = []
     marks: list[int] = []
     memo: dict[Any, Any] = {}
@@ -92,9 +154,10 @@ def check_depth(file: IO[bytes], limit: int = MAX_DEPTH) -> None:
         return stack.pop()
 
     try:
-        for op, arg, _ in pickletools.genops(file):
-            name = op.name
-            if name == "MARK":
+        for name, arg, op, after in ops:
+            if name in _VALUES:
+                stack.append(0)
+            elif name == "MARK":
                 marks.append(len(stack))
             elif name in _MAKES_ONE_TUPLE:
                 items = [pop() for _ in range(_MAKES_ONE_TUPLE[name])][::-1]
@@ -110,6 +173,8 @@ def check_depth(file: IO[bytes], limit: int = MAX_DEPTH) -> None:
                 stack.append(_Built(deep(depth), inner))
             elif name in _EMPTY_MUTABLE:
                 stack.append([0])
+            elif name == "EMPTY_TUPLE":
+                stack.append(_Built(0, []))
             elif name in _FILLS_FROM_MARK:
                 _grow(stack, from_mark(), deep)
             elif name in ("APPEND", "SETITEM"):
@@ -134,10 +199,12 @@ def check_depth(file: IO[bytes], limit: int = MAX_DEPTH) -> None:
             elif name == "DUP":
                 stack.append(stack[-1] if stack else 0)
             elif name == "STOP":
+                if after >= 0:
+                    file.seek(after)
                 return
             elif name in ("PROTO", "FRAME"):
                 continue
-            else:  # values (numbers, strings, globals, persistent ids ...): what they pop, then one value
+            else:  # other values (persistent ids, stack globals ...): what they pop, then one value
                 if pickletools.markobject in op.stack_before:
                     from_mark()
                 else:
@@ -146,6 +213,7 @@ def check_depth(file: IO[bytes], limit: int = MAX_DEPTH) -> None:
                 stack.extend(0 for _ in op.stack_after)
     except ValueError as exc:  # genops: an unknown opcode, a bad argument, the stream ended early
         raise pickle.UnpicklingError(str(exc)) from None
+    raise pickle.UnpicklingError("pickle data was truncated (no STOP)")
 
 
 def _grow(stack: list[Any], items: list[Any], deep: Any) -> None:
