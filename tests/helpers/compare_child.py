@@ -2,9 +2,9 @@
 
 ``python compare_child.py A1 B1 [A2 B2 ...]`` (or ``--serve``: pairs read from stdin) prints one JSON
 line per pair: the exit code, how much the peak resident memory grew during the comparison (``VmHWM``
-after resetting it, in KiB), the seconds it took, files opened outside the two runs and Python's own
-code, and any command it started. A crash (SIGSEGV) ends the process: the parent sees which pair was
-running from the ``start`` line printed before it.
+after resetting it, in KiB), the seconds (wall and CPU) it took, files opened outside the two runs and
+Python's own code, and any command it started. A crash (SIGSEGV) ends the process: the parent sees
+which pair was running from the ``start`` line printed before it.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def main(argv: list[str]) -> None:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")  # resets VmHWM to the current resident set
         before = _status_kib("VmRSS")
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         err = io.StringIO()
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
             code = twinrun.cli.main(["compare", a, b])
@@ -63,6 +63,7 @@ def main(argv: list[str]) -> None:
             "code": code,
             "grew_kib": _status_kib("VmHWM") - before,
             "seconds": round(time.perf_counter() - start, 3),
+            "cpu_seconds": round(time.process_time() - cpu, 3),  # what the bound checks: load-independent
             "stderr": err.getvalue(),
             **watch,
         }

@@ -20,7 +20,7 @@ from tests.helpers import hostile_files as hf
 
 CHILD = Path(__file__).resolve().parents[2] / "helpers" / "compare_child.py"
 FIXED_BUDGET_KIB = 200 * 1024  # what a comparison may take whatever the files (buffers, imports ...)
-SECONDS = 10.0  # a few seconds each, with room for a loaded CI machine
+CPU_SECONDS = 5.0  # a few seconds each (CPU time: a loaded CI machine does not change it)
 
 
 def _runs(root: Path, name: str, a: bytes, b: bytes | None = None) -> tuple[Path, Path]:
@@ -50,7 +50,7 @@ def _check(result: dict, size: int, codes: tuple[int, ...] = (0, 1, 2)) -> None:
     if result["code"] == 2:  # one line, no traceback
         assert result["stderr"].count("\n") <= 1 and "Traceback" not in result["stderr"], result
     assert result["grew_kib"] < FIXED_BUDGET_KIB + 10 * size // 1024, result
-    assert result["seconds"] < SECONDS, result
+    assert result["cpu_seconds"] < CPU_SECONDS, result
     assert not result["outside"] and not result["executed"], result
 
 
@@ -157,7 +157,7 @@ def _lying_npz(draw: st.DrawFn) -> bytes:
     header = hf.npy_header(shape, fortran=draw(st.booleans()))
     body: bytes | hf.Zeros = header + bytes(draw(st.integers(0, 64)))
     if draw(st.booleans()):
-        body = hf.Zeros(header, draw(st.integers(1, 80)))
+        body = hf.Zeros(header, draw(st.integers(1, 16)))
     return hf.zip_bytes([("x.npy", body, draw(st.booleans())), ("y.txt", b"note", False)])
 
 
