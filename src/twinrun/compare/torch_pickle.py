@@ -191,6 +191,14 @@ def _rebuild_parameter(data: Any, requires_grad: Any = True, *rest: Any) -> Any:
     return replace(data, parameter=True, requires_grad=requires_grad is True)
 
 
+def _rebuild_parameter_with_state(data: Any, requires_grad: Any, hooks: Any, state: Any = None) -> Any:
+    """A parameter with attributes of its own (``state``): those are compared too, beside the tensor."""
+    if not state:
+        return _rebuild_parameter(data, requires_grad, hooks)
+    wrapper = placeholder_type("torch._utils._rebuild_parameter_with_state")
+    return wrapper(_rebuild_parameter(data, requires_grad, hooks), state)
+
+
 def _first_arg(data: Any, *_: Any) -> Any:  # device moves: the data tensor itself
     return data
 
@@ -228,7 +236,7 @@ _REBUILDERS: dict[str, Any] = {
     "torch._utils._rebuild_tensor_v2": _rebuild_tensor,
     "torch._utils._rebuild_tensor_v3": _rebuild_tensor_v3,
     "torch._utils._rebuild_parameter": _rebuild_parameter,
-    "torch._utils._rebuild_parameter_with_state": _rebuild_parameter,
+    "torch._utils._rebuild_parameter_with_state": _rebuild_parameter_with_state,
     "torch._utils._rebuild_device_tensor_from_cpu_tensor": _first_arg,
     "torch._tensor._rebuild_from_type_v2": _rebuild_from_type_v2,
     "torch.Size": tuple,

@@ -32,6 +32,12 @@ def _frozen_linear(frozen: bool) -> torch.nn.Module:
     return layer
 
 
+def _tagged(tag: str) -> dict[str, Any]:
+    param = torch.nn.Parameter(T.clone())
+    param.tag = tag  # an attribute of the parameter: torch pickles it as the parameter's state
+    return {"p": param}
+
+
 # Pairs that differ in a type, a key's type, a container or a flag only: each was "identical".
 PAIRS = {
     "optimizer state keyed '0' vs 0": ({"state": {0: {"step": T}}}, {"state": {"0": {"step": T}}}),
@@ -49,7 +55,8 @@ PAIRS = {
     "frozen layer": (_frozen_linear(True), _frozen_linear(False)),
     "tensor as dict key": ({"k": {T.clone(): 1}}, {"k": {T.clone() + 1: 1}}),
     "tensor in a set": ({"s": {T.clone()}}, {"s": {T.clone() + 1}}),
-    "set member 1 vs True-ish '1'": ({"s": frozenset({1})}, {"s": frozenset({"1"})}),
+    "set member 1 vs '1'": ({"s": frozenset({1})}, {"s": frozenset({"1"})}),
+    "a parameter's own attribute": (_tagged("x"), _tagged("y")),
 }
 
 
