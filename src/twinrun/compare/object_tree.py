@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from twinrun.compare.object_keys import join, key_component
+from twinrun.compare.object_keys import is_plain, join, key_component
 from twinrun.compare.object_leaves import compare_leaves, leaf_key, shown_leaf
 from twinrun.compare.pickle_bounds import MAX_DEPTH
 from twinrun.compare.torch_pickle import Placeholder, StorageRef, TensorRef, storage_tensor
@@ -275,7 +275,11 @@ def _container_children(
 def _entries(path: str, mapping: dict[Any, Any], norm: Callable[[str], str], out: list[Child]) -> None:
     """A dict's values by their keys' texts; a key that is an object is a part of its own, by position."""
     for i, (key, value) in enumerate(mapping.items()):
-        text = key_component(key, norm)
+        if type(key) is str:  # the common case, inline: key_component would say the same
+            text: str | None = norm(key)
+            text = text if is_plain(text) else repr(text)  # type: ignore[arg-type]
+        else:
+            text = key_component(key, norm)
         if text is None:
             out.append((join(path, f"{{key #{i}}}"), key, None, 0))
             text = f"{{value #{i}}}"
