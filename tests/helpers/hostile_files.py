@@ -116,3 +116,11 @@ def leaves(count: int) -> bytes:
     """``{"k": [0, 1, ..., count - 1]}``: many small leaves."""
     items = b"".join(b"J" + struct.pack("<i", i) for i in range(count))
     return b"\x80\x02}X\x01\x00\x00\x00k](" + items + b"es."
+
+
+def legacy_torch(pickle_bytes: bytes) -> bytes:
+    """A torch.save file in the legacy (pre-1.6) format around ``pickle_bytes`` (the object), no storages."""
+    import pickle
+
+    head = [0x1950A86A20F9469CFC6C, 1001, {"protocol_version": 1001, "little_endian": True}]
+    return b"".join(pickle.dumps(x, protocol=2) for x in head) + pickle_bytes + pickle.dumps([], protocol=2)

@@ -62,6 +62,7 @@ BOMBS = {
     # item 3: hashing a deep key recursed in C (SIGSEGV)
     "tuple key nested 10**6 deep": hf.torch_zip(hf.deep_tuple_key(10**6)),
     "frozenset key nested 10**5 deep": hf.torch_zip(hf.deep_frozenset_key(10**5)),
+    "legacy format, tuple key nested 10**6 deep": hf.legacy_torch(hf.deep_tuple_key(10**6)),
     # item 4: memory and time
     "tuple nested 60,000 deep": hf.torch_zip(hf.deep_tuple(60_000)),
     "lists nested 60,000 deep": hf.torch_zip(hf.deep_list(60_000)),
