@@ -44,7 +44,8 @@ def test_different_keys_write_different_components(a: object, b: object) -> None
 
 def test_plain_strings_stand_for_themselves_and_others_are_quoted() -> None:
     assert [is_plain(t) for t in ("fc.weight", "0.bias", "state_dict", "encoder-1")] == [True] * 4
-    assert not any(is_plain(t) for t in ("", "0", "-1", "1.5", "nan", "inf", "True", "None", "a/b", "a b", "<x>"))
+    quoted = ("", "0", "-1", "1.5", "nan", "inf", "True", "None", "a/b", "a b", "<x>")
+    assert not any(is_plain(t) for t in quoted)
     assert key_component("a/b", str) == "'a/b'" and key_component(0, str) == "0"
     assert key_component("0", str) == "'0'" and key_component(True, str) == "True"
     assert key_component(("a",), str) == "(a,)" and key_component(("a", 1), str) == "(a, 1)"
