@@ -71,8 +71,9 @@ def add_compare_parser(subparsers: Subparsers) -> None:
     p.add_argument(
         "--trust-pickle",
         action="store_true",
-        help="load a legacy trained_model.pt that pickles a whole module with full pickle "
-        "(arbitrary code execution: only for files you made yourself)",
+        help="load, with full pickle (torch.load weights_only=False), every torch file of either run "
+        "that the inert reader refuses: this runs whatever code those files name; only for files you "
+        "made yourself",
     )
     p.add_argument(
         "--ignore",

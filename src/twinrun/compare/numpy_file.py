@@ -5,6 +5,7 @@ refused, and the data is read by byte range like every other tensor file."""
 from __future__ import annotations
 
 import ast
+import math
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,21 @@ from twinrun.compare.run_reader import UnusableRunError
 from twinrun.compare.weights_reader import TensorMeta, WeightsSource
 
 _MAX_HEADER = 1 << 20
+MAX_GATHERED = 64 << 20  # a Fortran-ordered array is reordered in memory: at most this many bytes
+
+
+class _Tail(Region):
+    """The bytes of ``region`` from ``start`` on."""
+
+    def __init__(self, region: Region, start: int) -> None:
+        super().__init__(region.size - start, region.shown)
+        self.region, self.start = region, start
+
+    def readinto(self, pos: int, view: memoryview) -> None:
+        self.region.readinto(self.start + pos, view)
+
+    def view(self, pos: int, buffer: np.ndarray) -> np.ndarray:
+        return self.region.view(self.start + pos, buffer)
 
 
 class NumpyWeights(WeightsSource):
@@ -30,10 +46,22 @@ class NumpyWeights(WeightsSource):
         self._files = files
 
     def add(self, name: str, dtype: np.dtype, shape: tuple[int, ...], fortran: bool, region: Region) -> None:
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        nbytes = math.prod(shape) * dtype.itemsize  # Python ints: a shape cannot overflow into a small size
+        if nbytes >= 1 << 63:
+            raise UnusableRunError(
+                f"{self.shown}: array {name or '(the array)'} declares shape {shape}, more bytes than any "
+                "file holds; it is corrupt"
+            )
         if region.size < nbytes:
             raise UnusableRunError(f"{self.shown}: array {name} is cut short; the file was truncated")
         self.metas[name] = TensorMeta(dtype_name(dtype), shape, nbytes)
+        if region.size > nbytes:  # bytes after the array are part of the file: compared too
+            self.add_bytes(f"{name} (bytes after the array)", _Tail(region, nbytes))
+        if fortran and len(shape) > 1 and nbytes > MAX_GATHERED:
+            raise UnusableRunError(
+                f"{self.shown}: array {name or '(the array)'} is Fortran-ordered and {nbytes} bytes; twinrun "
+                f"reorders such arrays in memory up to {MAX_GATHERED} bytes: save it C-ordered"
+            )
         if fortran and len(shape) > 1:  # element order differs from C order: gather it, C-ordered
             raw = np.empty(nbytes, np.uint8)
             region.readinto(0, memoryview(raw))
@@ -41,6 +69,11 @@ class NumpyWeights(WeightsSource):
             self._regions[name] = np.ascontiguousarray(array).view(np.uint8).reshape(-1)
         else:
             self._regions[name] = region
+
+    def add_bytes(self, name: str, region: Region) -> None:
+        """A member that is not an array (or bytes after one): compared as bytes, a window at a time."""
+        self.metas[name] = TensorMeta("uint8", (region.size,), region.size)
+        self._regions[name] = region
 
     def read(self, name: str, offset: int, buffer: np.ndarray) -> np.ndarray:
         region = self._regions[name]
@@ -111,9 +144,11 @@ def open_npz(path: Path, shown: str) -> NumpyWeights:
         source = NumpyWeights(shown, [file])
         size = path.stat().st_size
         for info in archive.infolist():
-            if not info.filename.endswith(".npy"):
-                continue
             member = f"{shown}: {info.filename}"
+            if not info.filename.endswith(".npy"):  # numpy.load would not list it; its bytes still count
+                region = member_region(archive, file, info, size, member)
+                source.add_bytes(f"{info.filename} (not .npy: bytes)", region)
+                continue
             with archive.open(info) as stream:
                 dtype, shape, fortran, start = read_header(stream.read, member)
             region = member_region(archive, file, info, size, member, skip=start)

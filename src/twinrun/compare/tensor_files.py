@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from twinrun.compare.object_tree import Global, MemTensor, TooManyPartsError, flatten
-from twinrun.compare.report_model import WeightsSection
+from twinrun.compare.object_tree import RESOLVER_CACHE, Global, MemTensor, TooManyPartsError, flatten
+from twinrun.compare.report_model import WeightsSection, plural
 from twinrun.compare.run_reader import UnusableRunError
 from twinrun.compare.torch_file import NotATensorFileError, open_torch_file, unreadable
 from twinrun.compare.torch_pickle import Placeholder, RefusedPickleError, placeholder_type
@@ -53,7 +53,17 @@ def compare_tensor_files(
                     open_tensor_file(path, str(path), trust_pickle=trust_pickle, normalize=norm)
                 )
             )
-        return compare_weights(sources[0], sources[1], atol=atol, rtol=rtol, label=label)
+        if sources[0].records != sources[1].records:  # the zips' other records differ: shown as values
+            for source in sources:
+                for name, value in source.records.items():
+                    source.leaves[f"<zip record {name}>"] = value  # "<": no name of the saved object
+        sec = compare_weights(sources[0], sources[1], atol=atol, rtol=rtol, label=label)
+        masked = sorted({*sources[0].masked, *sources[1].masked})
+        if masked:  # excused, and said so: the one volatile field a saved object may carry
+            shown = ", ".join(f"{label}: {m}" for m in masked[:3]) + (" ..." if len(masked) > 3 else "")
+            what = plural(len(masked), RESOLVER_CACHE)
+            sec.notes.append(f"masked: {what} (OmegaConf's, not the config): {shown}")
+        return sec
 
 
 def _side(normalize: Callable[[str, str], str], side: str) -> Callable[[str], str]:
@@ -99,7 +109,9 @@ def _open_torch(
     except BaseException:
         torch_file.close()
         raise
-    return TreeWeights(tree, torch_file.regions, shown, close=torch_file.close)
+    source = TreeWeights(tree, torch_file.regions, shown, close=torch_file.close)
+    source.records = torch_file.records
+    return source
 
 
 def _open_trusted(path: Path, shown: str, normalize: Callable[[str], str] | None) -> WeightsSource:
@@ -134,7 +146,8 @@ def _coerce(value: Any) -> Any:
         except RuntimeError:  # sparse, quantized ... tensors have no plain bytes: their dense values
             t = t.to_dense() if t.is_sparse else t.dequantize()
             data = t.contiguous().reshape(-1).view(torch.uint8).numpy()
-        return MemTensor(str(t.dtype).removeprefix("torch."), tuple(t.shape), data)
+        flags = {"requires_grad": value.requires_grad, "parameter": isinstance(value, torch.nn.Parameter)}
+        return MemTensor(str(t.dtype).removeprefix("torch."), tuple(t.shape), data, **flags)
     if isinstance(value, np.ndarray | np.generic) and not value.dtype.hasobject:
         from twinrun.compare.numpy_file import dtype_name
 

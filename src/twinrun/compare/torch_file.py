@@ -6,6 +6,7 @@ of the tensor data is read here.
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 import zipfile
 import zlib
@@ -14,9 +15,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from twinrun.compare.file_regions import FileRegion, Region, member_region
+from twinrun.compare.pickle_bounds import TooDeepError
 from twinrun.compare.run_reader import UnusableRunError
 from twinrun.compare.torch_pickle import ELEMENT_SIZES, MAGIC_NUMBER, PROTOCOL_VERSION, StorageRef, unpickle
 from twinrun.errors import first_line
+
+MAX_PICKLE_RATIO = 32  # how much a compressed data.pkl may expand (deflated pickles: 3 to 10 times)
+SERIALIZATION_ID = ".data/serialization_id"
+_KEPT_RECORD = 4096  # records up to this size are compared by their bytes, larger ones by sha256
 
 # What a damaged pickle or zip raises while being read.
 DAMAGED = (
@@ -50,6 +56,7 @@ class TorchFile:
     obj: Any
     regions: dict[str, Region]
     files: list[IO[bytes]] = field(default_factory=list)
+    records: dict[str, Any] = field(default_factory=dict)  # the zip's other records, by name in the archive
 
     def close(self) -> None:
         for f in self.files:
@@ -85,6 +92,11 @@ def open_torch_file(path: Path, shown: str) -> TorchFile:
                 f"{shown} is in torch's pre-1.0 tar format; load and re-save it with torch"
             )
         raise NotATensorFileError(f"{shown} is not a torch.save file (neither a zip archive nor a pickle)")
+    except TooDeepError as exc:
+        file.close()
+        raise UnusableRunError(
+            f"{shown} holds {exc}; it is not a file of weights twinrun can compare (nothing was built)"
+        ) from None
     except DAMAGED as exc:
         file.close()
         raise unreadable(shown, exc) from None
@@ -95,17 +107,29 @@ def open_torch_file(path: Path, shown: str) -> TorchFile:
 
 def _open_zip(file: IO[bytes], size: int, shown: str) -> TorchFile:
     archive = zipfile.ZipFile(file)
-    pickles = [n for n in archive.namelist() if n.count("/") == 1 and n.endswith("/data.pkl")]
+    names = archive.namelist()
+    pickles = [n for n in names if n.count("/") == 1 and n.endswith("/data.pkl")]
     if not pickles:
         raise NotATensorFileError(f"{shown} is a zip archive without data.pkl, not a torch.save file")
+    prefixes = {n.split("/", 1)[0] if "/" in n else "" for n in names}
+    if len(prefixes) > 1:  # torch refuses it too: which archive would be the file?
+        raise UnusableRunError(
+            f"{shown} holds {len(prefixes)} archives ({', '.join(sorted(map(repr, prefixes))[:3])}), "
+            "torch.save writes one; the file is corrupt or was assembled: regenerate it"
+        )
     prefix = pickles[0].removesuffix("data.pkl")
-    names = set(archive.namelist())
     if f"{prefix}byteorder" in names and archive.read(f"{prefix}byteorder").strip() != b"little":
         raise UnusableRunError(f"{shown} was saved big-endian; re-save it on a little-endian machine")
     storages: dict[str, StorageRef] = {}
-    obj = unpickle(archive.read(pickles[0]), storages)
-    for name in names - {f"{prefix}data/{key}" for key in storages}:
-        archive.read(name)  # every other record (version, byteorder ...) checked against its CRC
+    obj = unpickle(_read_pickle(archive, archive.getinfo(pickles[0]), shown), storages)
+    records: dict[str, Any] = {}
+    for name in sorted(set(names) - {pickles[0]} - {f"{prefix}data/{key}" for key in storages}):
+        # every other record (version, byteorder, a storage no tensor names ...) is part of the file:
+        # compared by its bytes, read a window at a time (its CRC checked on the way). Not the
+        # serialization id: torch derives it from the records' contents, which are all compared.
+        value = _record_value(archive, archive.getinfo(name))
+        if name != f"{prefix}{SERIALIZATION_ID}":
+            records[name.removeprefix(prefix)] = value
     regions: dict[str, Region] = {}
     for key, storage in storages.items():
         try:
@@ -116,7 +140,31 @@ def _open_zip(file: IO[bytes], size: int, shown: str) -> TorchFile:
             ) from None
         region = member_region(archive, file, info, size, shown)
         regions[key] = _checked(region, storage, shown)
-    return TorchFile(obj, regions, [file])
+    return TorchFile(obj, regions, [file], records)
+
+
+def _read_pickle(archive: zipfile.ZipFile, info: zipfile.ZipInfo, shown: str) -> bytes:
+    """``data.pkl``, whole (the unpickler needs it): torch stores it uncompressed, so it is no larger than
+    the file; a compressed one may not expand more than ``MAX_PICKLE_RATIO`` times (a zip bomb would)."""
+    compressed = info.compress_type != zipfile.ZIP_STORED
+    if compressed and info.file_size > MAX_PICKLE_RATIO * info.compress_size + (1 << 20):
+        raise UnusableRunError(
+            f"{shown}: its data.pkl expands from {info.compress_size} to {info.file_size} bytes "
+            f"(more than {MAX_PICKLE_RATIO} times: a zip bomb, not a torch.save file); regenerate it"
+        )
+    return archive.read(info)
+
+
+def _record_value(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Any:
+    """A record's bytes (small ones) or its size and sha256, read in windows."""
+    digest, kept, total = hashlib.sha256(), bytearray(), 0
+    with archive.open(info) as stream:  # zipfile checks the CRC at the end of the stream
+        while chunk := stream.read(1 << 20):
+            total += len(chunk)
+            digest.update(chunk)
+            if total <= _KEPT_RECORD:
+                kept += chunk
+    return bytes(kept) if total <= _KEPT_RECORD else f"{total} bytes, sha256 {digest.hexdigest()}"
 
 
 def _open_legacy(path: Path, raw: IO[bytes], size: int, shown: str) -> TorchFile:

@@ -24,9 +24,10 @@ import builtins
 import collections
 import io
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, Any
 
+from twinrun.compare.pickle_bounds import check_depth, may_be_deep
 from twinrun.compare.torch_dtypes import ELEMENT_SIZES, STORAGE_DTYPES
 
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C  # first pickle of a legacy torch file
@@ -114,6 +115,8 @@ class TensorRef:
     offset: int
     shape: tuple[int, ...]
     stride: tuple[int, ...]
+    requires_grad: bool = False
+    parameter: bool = False  # an nn.Parameter, not a plain tensor
 
     @property
     def itemsize(self) -> int:
@@ -166,18 +169,37 @@ def _check_tensor(storage: Any, offset: Any, size: Any, stride: Any, dtype: str)
     return tensor
 
 
-def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, *_: Any) -> TensorRef:
-    return _check_tensor(storage, offset, size, stride, getattr(storage, "dtype", "?"))
+def _rebuild_tensor(
+    storage: Any, offset: Any, size: Any, stride: Any, requires_grad: Any = False, *_: Any
+) -> TensorRef:
+    tensor = _check_tensor(storage, offset, size, stride, getattr(storage, "dtype", "?"))
+    return replace(tensor, requires_grad=requires_grad is True)
 
 
 def _rebuild_tensor_v3(
     storage: Any, offset: Any, size: Any, stride: Any, requires_grad: Any, hooks: Any, dtype: Any, *_: Any
 ) -> TensorRef:
     name = getattr(dtype, "qualname", "").removeprefix("torch.")
-    return _check_tensor(storage, offset, size, stride, name)
+    return replace(_check_tensor(storage, offset, size, stride, name), requires_grad=requires_grad is True)
 
 
-def _first_arg(data: Any, *_: Any) -> Any:  # parameters and device moves: the data tensor itself
+def _rebuild_parameter(data: Any, requires_grad: Any = True, *rest: Any) -> Any:
+    """An ``nn.Parameter``: its tensor, marked as a parameter with its ``requires_grad`` (a frozen layer
+    differs from a trained one)."""
+    if not isinstance(data, TensorRef):
+        return placeholder_type("torch._utils._rebuild_parameter")(data, requires_grad, *rest)
+    return replace(data, parameter=True, requires_grad=requires_grad is True)
+
+
+def _rebuild_parameter_with_state(data: Any, requires_grad: Any, hooks: Any, state: Any = None) -> Any:
+    """A parameter with attributes of its own (``state``): those are compared too, beside the tensor."""
+    if not state:
+        return _rebuild_parameter(data, requires_grad, hooks)
+    wrapper = placeholder_type("torch._utils._rebuild_parameter_with_state")
+    return wrapper(_rebuild_parameter(data, requires_grad, hooks), state)
+
+
+def _first_arg(data: Any, *_: Any) -> Any:  # device moves: the data tensor itself
     return data
 
 
@@ -213,8 +235,8 @@ _REBUILDERS: dict[str, Any] = {
     "torch._utils._rebuild_tensor": _rebuild_tensor,
     "torch._utils._rebuild_tensor_v2": _rebuild_tensor,
     "torch._utils._rebuild_tensor_v3": _rebuild_tensor_v3,
-    "torch._utils._rebuild_parameter": _first_arg,
-    "torch._utils._rebuild_parameter_with_state": _first_arg,
+    "torch._utils._rebuild_parameter": _rebuild_parameter,
+    "torch._utils._rebuild_parameter_with_state": _rebuild_parameter_with_state,
     "torch._utils._rebuild_device_tensor_from_cpu_tensor": _first_arg,
     "torch._tensor._rebuild_from_type_v2": _rebuild_from_type_v2,
     "torch.Size": tuple,
@@ -298,6 +320,11 @@ class InertUnpickler(pickle.Unpickler):
 
 
 def unpickle(data: IO[bytes] | bytes, storages: dict[str, StorageRef]) -> Any:
-    """One pickle from ``data`` (a file positioned at it, or its bytes)."""
+    """One pickle from ``data`` (a file positioned at it, or its bytes); its nesting is bounded first
+    (:mod:`twinrun.compare.pickle_bounds`)."""
     file = io.BytesIO(data) if isinstance(data, bytes) else data
+    if not isinstance(data, bytes) or may_be_deep(data):
+        start = file.tell()
+        check_depth(file)  # before anything is built or hashed: a deep key crashes the C hash
+        file.seek(start)
     return InertUnpickler(file, storages).load()

@@ -77,6 +77,8 @@ class WeightsSource:
         self.shown = shown  # the weights file as named in messages
         self.metas: dict[str, TensorMeta] = {}
         self.leaves: dict[str, Any] = {}  # the file's other values (epoch, hyper_parameters ...), by path
+        self.masked: list[str] = []  # volatile fields left out of the comparison (a resolver cache), by path
+        self.records: dict[str, Any] = {}  # a torch zip's records besides data.pkl and storages, by name
 
     def read(self, name: str, offset: int, buffer: np.ndarray) -> np.ndarray:
         """Bytes ``[offset, offset + len(buffer))`` of tensor ``name`` (uint8), possibly in ``buffer``."""
@@ -157,6 +159,7 @@ class TreeWeights(WeightsSource):
     ) -> None:
         super().__init__(shown)
         self.leaves = tree.leaves
+        self.masked = tree.masked
         self._close = close
         self._tensors = tree.tensors
         self._regions = regions
@@ -226,7 +229,14 @@ def open_weights(run: RunDir, *, trust_pickle: bool = False) -> WeightsSource:
     if run.has(runs.WEIGHTS):
         return SafetensorsWeights(run.file(runs.WEIGHTS), run.show(runs.WEIGHTS))
     if run.has(LEGACY_WEIGHTS):
-        return open_tensor_file(run.file(LEGACY_WEIGHTS), run.show(LEGACY_WEIGHTS), trust_pickle=trust_pickle)
+        path, shown = run.file(LEGACY_WEIGHTS), run.show(LEGACY_WEIGHTS)
+        source = open_tensor_file(path, shown, trust_pickle=trust_pickle)
+        # The weights are named tensors, as in weights.safetensors, which has no container: the type of
+        # the state dict itself (OrderedDict, dict) is not compared here, so the two formats compare.
+        root = source.leaves.get("")
+        if getattr(root, "kind", None) in ("dict", "OrderedDict", "collections.OrderedDict"):
+            del source.leaves[""]
+        return source
     raise UnusableRunError(
         f"{run.shown} has no weights (neither {runs.WEIGHTS} nor {LEGACY_WEIGHTS}); "
         "point at the directory of a finished run"

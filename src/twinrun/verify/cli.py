@@ -57,8 +57,9 @@ def _add_options(parser: argparse.ArgumentParser, trailing: bool = False) -> Non
         "--trust-pickle",
         action="store_true",
         default=argparse.SUPPRESS if trailing else False,
-        help="load a torch file that the inert reader cannot with full pickle (arbitrary code "
-        "execution: only for files you made yourself)",
+        help="load, with full pickle (torch.load weights_only=False), every torch file of either run "
+        "that the inert reader refuses: this runs whatever code those files name; only for files you "
+        "made yourself",
     )
     parser.add_argument(
         "--ignore",

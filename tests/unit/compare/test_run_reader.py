@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from tests.helpers.fake_runs import TinyNet, make_legacy_run, make_run, tiny_state_dict
+from twinrun.compare.object_tree import Container
 from twinrun.compare.run_reader import (
     CanonicalConfig,
     PathMask,
@@ -514,7 +515,8 @@ def test_legacy_checkpoint_dict_is_read_whole(tmp_path: Path) -> None:
     torch.save({"epoch": 3, "model_state_dict": tiny_state_dict()}, tmp_path / "r" / LEGACY_WEIGHTS)
     with open_weights(open_run(tmp_path / "r")) as src:
         assert set(src.metas) == {f"model_state_dict/{k}" for k in tiny_state_dict()}
-        assert src.leaves == {"epoch": 3}
+        # the inner state dict's type is a value too (only the file's own root state dict is not)
+        assert src.leaves == {"epoch": 3, "model_state_dict": Container("dict", len(tiny_state_dict()))}
 
 
 def test_legacy_pickled_module_is_read_without_running_it(tmp_path: Path) -> None:
@@ -538,4 +540,4 @@ def test_legacy_file_without_tensors_keeps_its_values(tmp_path: Path) -> None:
     (tmp_path / "r").mkdir()
     torch.save([1, 2, 3], tmp_path / "r" / LEGACY_WEIGHTS)
     with open_weights(open_run(tmp_path / "r")) as src:
-        assert (src.metas, src.leaves) == ({}, {"0": 1, "1": 2, "2": 3})
+        assert (src.metas, src.leaves) == ({}, {"": Container("list", 3), "0": 1, "1": 2, "2": 3})

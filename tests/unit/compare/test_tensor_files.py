@@ -168,16 +168,15 @@ def test_lightning_checkpoint_twins_in_two_directories_are_identical(tmp_path: P
     assert not {m for m in set(sys.modules) - before if m.startswith(("omegaconf", "lightning"))}
     assert sec.compared == 10 and sec.leaves_compared > 20
     with open_tensor_file(pa, "last.ckpt", normalize=lambda text: normalize(text, "a")) as source:
-        key = "callbacks/ModelCheckpoint{'monitor': 'val/loss', 'mode': 'min'}/best_k_models/<run>/"
+        # keys that hold a slash, quotes or spaces are quoted: no other key can write the same name
+        callback = "callbacks/" + repr("ModelCheckpoint{'monitor': 'val/loss', 'mode': 'min'}")
         assert {
             "state_dict/net.model.0.weight",
             "optimizer_states/0/state/0/exp_avg",
             "hyper_parameters/net/weight",  # a whole module in the hyperparameters
-            f"{key}checkpoints/epoch_000.ckpt",  # a path as a dict key, normalized
+            f"{callback}/best_k_models/'<run>/checkpoints/epoch_000.ckpt'",  # a path key, normalized
         } <= set(source.metas)
-        assert source.leaves["callbacks/ModelCheckpoint{'monitor': 'val/loss', 'mode': 'min'}/dirpath"] == (
-            "<run>/checkpoints"
-        )
+        assert source.leaves[f"{callback}/dirpath"] == "<run>/checkpoints"
         assert source.leaves["hyper_parameters/optimizer/__class__"].qualname == "functools.partial"
     # negative control: without the paths replaced, the two directories show
     raw = _cmp(pa, pb, label="checkpoints/last.ckpt")
@@ -365,3 +364,30 @@ def test_a_damaged_small_record_of_a_torch_zip_is_unusable(tmp_path: Path) -> No
     path.write_bytes(bytes(data))
     with pytest.raises(UnusableRunError, match="truncated or corrupt"):
         _cmp(good, path)
+
+
+@pytest.mark.parametrize("command", ["compare", "verify"])
+def test_trust_pickle_help_says_what_it_loads_and_that_it_runs_code(command: str) -> None:
+    from twinrun.cli import build_parser
+
+    text = " ".join(build_parser().subcommands[command].format_help().split())
+    start = text.rindex("--trust-pickle")  # the option's entry, after the usage line
+    help_text = text[start : text.index(" --", start + 5)]
+    assert "legacy trained_model.pt" not in help_text  # it loads more than that file
+    assert "every torch file of either run that the inert reader refuses" in help_text
+    assert "runs whatever code those files name" in help_text
+
+
+def test_other_zip_records_are_compared_by_their_bytes(tmp_path: Path) -> None:
+    import zipfile
+
+    def saved(name: str, note: bytes) -> Path:
+        path = _save({"w": torch.ones(3)}, tmp_path / name / "f.pt")
+        with zipfile.ZipFile(path, "a") as archive:
+            archive.writestr("f/notes/run.txt", note)  # a record no tensor names
+        return path
+
+    a, same, b = saved("a", b"seed 1"), saved("s", b"seed 1"), saved("b", b"seed 2")
+    assert _cmp(a, same).status == IDENTICAL  # control
+    sec = _cmp(a, b)
+    assert sec.status == DIFFERENT and sec.leaf_mismatches[0].name == "f.pt: <zip record notes/run.txt>"

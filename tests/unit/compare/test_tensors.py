@@ -46,7 +46,8 @@ def test_pair_masks_the_run_directories_in_values_and_labels_names(tmp_path: Pat
         {"w": w + torch.tensor([0.0, 0.0, 0.5, 0.0]), "out": str(tmp_path / "b" / "x.bin")},
     )
     sec = compare_tensor_pair(pa, pb, "sub/ckpt.pt", _context(tmp_path))
-    assert sec.status == DIFFERENT and sec.leaves_compared == 1 and sec.leaf_mismatches == []
+    # two values: "out" and the root dict's type
+    assert sec.status == DIFFERENT and sec.leaves_compared == 2 and sec.leaf_mismatches == []
     assert [(d.name, d.first_index, d.close) for d in sec.differing] == [("sub/ckpt.pt: w", 2, None)]
     (tmp_path / "b" / "ckpt.pt").unlink()
     pa, pb = _save_pair(tmp_path, {"w": w, "out": "/elsewhere/x.bin"}, {"w": w, "out": "/other/x.bin"})
