@@ -18,6 +18,7 @@ from typing import Any
 from twinrun.compare import artifacts as kinds
 from twinrun.compare.artifacts import DEFAULT_IGNORE, Artifact, check_has_output, match, project_ignore, walk
 from twinrun.compare.divergence import find_divergence, trace_section
+from twinrun.compare.evidence import check_evidence
 from twinrun.compare.hints import find_hints
 from twinrun.compare.kinds import Context, Outcome, compare_artifact, masked
 from twinrun.compare.report_model import (
@@ -150,21 +151,22 @@ def _trace_rows(run: RunDir) -> list[dict[str, Any]]:
 def compare_traces(
     a: RunDir, b: RunDir, config: ConfigSection, environment: EnvironmentSection
 ) -> tuple[TraceSection, Divergence | None]:
-    """The trace section and the first divergent step, when both runs have traces of one format."""
+    """The trace section and the first divergent step, when both runs have traces."""
     if not (a.has(runs.TRACE) and b.has(runs.TRACE)):
         return mark_missing(runs.TRACE, a.has(runs.TRACE), b.has(runs.TRACE), TraceSection()), None
-    change = next((m for m in environment.differing if m.name == "trace_format"), None)
-    formats = [FIRST_TRACE_FORMAT if m == ABSENT else m for m in (change.a, change.b)] if change else []
-    if formats and formats[0] != formats[1]:
-        summary = (
-            f"written in different trace formats ({formats[0]} vs {formats[1]}: other digests); "
-            "train the older run again with this twinrun to compare traces"
-        )
-        return TraceSection(status=NOT_COMPARED, summary=summary), None
     rows_a, rows_b = _trace_rows(a), _trace_rows(b)
     changes = config_changes(config)
     divergence = find_divergence(rows_a, rows_b, config_differs=bool(changes), config_keys=changes)
-    return trace_section(rows_a, rows_b, divergence), divergence
+    section = trace_section(rows_a, rows_b, divergence)
+    # Rule 5: env.json is context. A trace format it names explains a difference, never hides one.
+    change = next((m for m in environment.differing if m.name == "trace_format"), None)
+    formats = [FIRST_TRACE_FORMAT if m == ABSENT else m for m in (change.a, change.b)] if change else []
+    if section.status == DIFFERENT and formats and formats[0] != formats[1]:
+        section.summary += (
+            f" (env.json names different trace formats, {formats[0]} vs {formats[1]}; "
+            "train the older run again with this twinrun to compare traces of one format)"
+        )
+    return section, divergence
 
 
 def _check_tolerances(atol: float | None, rtol: float | None) -> None:
@@ -231,6 +233,7 @@ def compare_runs(
     sections.update(kind_sections(found, outcomes))
     order = [*SECTION_ORDER[:2], "tensors", *SECTION_ORDER[2:5], *KIND_SECTIONS[1:], *SECTION_ORDER[5:]]
     report = Report(str(a), str(b), {n: sections[n] for n in order if n in sections}, divergence)
+    check_evidence(entries, found, report.verdict)  # rule 2: no "identical" without a file of training
     report.hints = find_hints(report, read_config(run_a), outcomes)
     return report
 
