@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from twinrun.verify import processes
+from twinrun.verify.outside import TwinOutside, name_in, watch_for
 from twinrun.verify.resolve import (
     KNOWN_APPS,
     AppCommand,
@@ -62,6 +63,7 @@ class RunRecord:
     hash_seed: int
     seconds: float
     returncode: int
+    outside: TwinOutside | None = None  # what it wrote outside its run directory (rule 3)
 
 
 @dataclass
@@ -103,6 +105,10 @@ def run_dict(record: RunRecord, dir_key: str = "run_dir") -> dict[str, Any]:
         "command": record.command,
         "pythonhashseed": record.hash_seed,
         "seconds": round(record.seconds, 3),
+        "outside": [
+            {"path": w.rel, "action": w.action, "captured": w.captured}
+            for w in (record.outside.written if record.outside else [])
+        ],
     }
 
 
@@ -259,10 +265,19 @@ def launch_runs(
         progress.write(
             f"twinrun verify: {runs} {kind}s of {command.app}; {kind} directories in {directory}\n"
         )
-    records = [
-        run_once(command, overrides, i, runs, directory, progress, cwd, kind=kind, timeout=timeout)
-        for i in range(1, runs + 1)
-    ]
+    watch = watch_for(cwd, command.argv, command.kind, command.app, directory)
+    records = []
+    try:
+        for i in range(1, runs + 1):
+            watch.before()
+            try:
+                record = run_once(command, overrides, i, runs, directory, progress, cwd, kind=kind, timeout=timeout)
+            finally:  # a failed run's files are moved away too: the tree is left as it was
+                twin = watch.after(i, directory / f"{kind}-{i}")
+            record.outside = twin
+            records.append(record)
+    finally:
+        watch.close()
     return command, directory, records
 
 
@@ -322,4 +337,10 @@ def verify_app(
     result = VerifyResult(command, directory, records)
     for a, b in itertools.combinations(records, 2):
         result.pairs[(a.index, b.index)] = compare_pair(a.run_dir, b.run_dir, command.app, options)
+        name_outside(result.pairs[(a.index, b.index)], records, a.index, b.index)
     return result
+
+
+def name_outside(report: Report, records: Sequence[RunRecord], a: int, b: int) -> None:
+    """Put first among ``report``'s hints what runs ``a`` and ``b`` wrote outside their run directories."""
+    name_in(report.hints, [r.outside for r in records], a, b)
