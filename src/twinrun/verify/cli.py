@@ -9,7 +9,9 @@ twin under torchrun and compares the ranks too (:mod:`twinrun.verify.ddp`).
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 from twinrun.verify.apps import CompareOptions, VerifyError, verify_app
@@ -46,7 +48,18 @@ def _add_options(parser: argparse.ArgumentParser, trailing: bool = False) -> Non
         help="run each twin under torchrun with N processes (DistributedDataParallel) and compare every "
         "rank's weights too",
     )
-    parser.add_argument("--workdir", metavar="DIR", help="where the runs go (default: a new temp directory)")
+    parser.add_argument(
+        "--workdir",
+        metavar="DIR",
+        help="where the runs go, kept afterwards (default: a new temp directory, removed when the runs "
+        "are identical)",
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        default=argparse.SUPPRESS if trailing else False,
+        help="keep the default temp work directory even when the runs are identical",
+    )
     parser.add_argument(
         "--timeout",
         type=float,
@@ -153,8 +166,20 @@ def run_verify(args: argparse.Namespace) -> int:
         sys.stderr.write(f"HTML report written to {args.html}\n")
     sys.stdout.write(text)
     sys.stdout.flush()
-    sys.stderr.write(f"run directories kept in {result.workdir}\n")
+    sys.stderr.write(_clean_up(result.workdir, result.exit_code, kept=bool(args.workdir or args.keep)))
     return result.exit_code
+
+
+def _clean_up(workdir: Path, exit_code: int, kept: bool) -> str:
+    """Remove verify's own temp work directory after identical runs; the line that says what happened.
+
+    Runs that differ (or failed: those never get here) stay for inspection, and so does a directory the
+    user named (``--workdir``) or asked to keep (``--keep``).
+    """
+    if kept or exit_code != 0:
+        return f"run directories kept in {workdir}\n"
+    shutil.rmtree(workdir, ignore_errors=True)
+    return f"run directories removed ({workdir}): the runs are identical; --keep keeps them\n"
 
 
 def _explained(text: str, result: Any, overrides: list[str], timeout: float | None, fmt: str) -> str:
