@@ -216,7 +216,11 @@ def compare_runs(
     }
     entries: list[FileEntry] = []
     outcomes: dict[str, Outcome] = {}
+    # Rule 4: every file is its own entry; a weights file the section did not read is a tensor file.
+    used = {_final_weights_name(run_a), _final_weights_name(run_b)}
     for art in found:
+        if art.kind == kinds.WEIGHTS and art.key not in used:
+            art = Artifact(art.key, kinds.TENSORS, art.a, art.b)
         entry, outcome = _entry(art, ctx, contract)
         entries.append(entry)
         if outcome is not None:
@@ -250,6 +254,13 @@ def _entry(art: Artifact, ctx: Context, contract: dict[str, Section]) -> tuple[F
     return FileEntry(art.key, art.kind, outcome.verdict, outcome.detail, outcome.decisive), outcome
 
 
+def _final_weights_name(run: RunDir) -> str | None:
+    """The file the weights section reads as ``run``'s final weights: safetensors first, else legacy."""
+    from twinrun.compare.weights_reader import LEGACY_WEIGHTS
+
+    return next((n for n in (runs.WEIGHTS, LEGACY_WEIGHTS) if run.has(n)), None)
+
+
 def compare_final_weights(a: RunDir, b: RunDir, ctx: Context) -> WeightsSection:
     """The final weights (``weights.safetensors``, else a legacy ``trained_model.pt``) of each run.
 
@@ -258,8 +269,7 @@ def compare_final_weights(a: RunDir, b: RunDir, ctx: Context) -> WeightsSection:
     """
     from twinrun.compare.weights_reader import LEGACY_WEIGHTS
 
-    name_a = next((n for n in (runs.WEIGHTS, LEGACY_WEIGHTS) if a.has(n)), None)
-    name_b = next((n for n in (runs.WEIGHTS, LEGACY_WEIGHTS) if b.has(n)), None)
+    name_a, name_b = _final_weights_name(a), _final_weights_name(b)
     if name_a is None or name_b is None:
         what = f"{runs.WEIGHTS} or {LEGACY_WEIGHTS}"
         sec = mark_missing(what, name_a is not None, name_b is not None, WeightsSection())
