@@ -238,7 +238,7 @@ def compare_runs(
     order = [*SECTION_ORDER[:2], "tensors", *SECTION_ORDER[2:5], *KIND_SECTIONS[1:], *SECTION_ORDER[5:]]
     report = Report(str(a), str(b), {n: sections[n] for n in order if n in sections}, divergence)
     check_evidence(entries, found, report.verdict)  # rule 2: no "identical" without a file of training
-    report.hints = find_hints(report, read_config(run_a), outcomes)
+    report.hints = find_hints(report, read_config(run_a), outcomes, (run_a, run_b))
     return report
 
 
