@@ -132,7 +132,8 @@ def interpolated_seed_hints(
         else:
             line = next((x for x in _first_lines(outcomes) if "seed" in x[2].lower()), None)
             if line is not None:
-                resolved = f" ({line[0]} line {line[1]}: {shorten(line[2], 80)!r} vs {shorten(line[3], 80)!r})"
+                shown = f"{shorten(line[2], 80)!r} vs {shorten(line[3], 80)!r}"
+                resolved = f" ({line[0]} line {line[1]}: {shown})"
         out.append(
             f"{key} is {value!r}, an interpolation that resolves anew in every run{resolved}: the runs "
             f"were seeded differently; give a fixed seed ({key}=42)"
@@ -160,8 +161,10 @@ def non_tensor_hints(report: Report) -> list[str]:
     tensor_sections = [s for s in report.sections.values() if isinstance(s, WeightsSection)]
     differing = [s for s in tensor_sections if s.status == DIFFERENT]
     others = [
-        name for name, s in report.sections.items()
-        if s.affects_verdict and s.status == DIFFERENT and not isinstance(s, WeightsSection) and name != "files"
+        name
+        for name, s in report.sections.items()
+        if s.affects_verdict and s.status == DIFFERENT and not isinstance(s, WeightsSection)
+        and name != "files"
     ]
     if not differing or others:
         return []
@@ -189,9 +192,9 @@ def find_hints(
     if report.verdict != DIFFERENT:
         return []
     config_section = sections["config"]
-    interpolated = (
-        interpolated_seed_hints(runs, config_section, outcomes) if isinstance(config_section, ConfigSection) else []
-    )
+    interpolated = []
+    if isinstance(config_section, ConfigSection):
+        interpolated = interpolated_seed_hints(runs, config_section, outcomes)
     if config_section.status not in (IDENTICAL,):
         # A config difference explains the rest; without configs, only what the files themselves show.
         return interpolated + (non_tensor_hints(report) if config_section.status != DIFFERENT else [])

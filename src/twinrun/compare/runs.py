@@ -25,7 +25,6 @@ from twinrun.compare.report_model import (
     DIFFERENT,
     IDENTICAL,
     KIND_SECTIONS,
-    NOT_COMPARED,
     ONLY_IN_A,
     ONLY_IN_B,
     SECTION_ORDER,

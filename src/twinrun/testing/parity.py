@@ -123,7 +123,8 @@ def run_parity(
     from twinrun.testing.hydra_task import as_task, hydra_run, job_name
     from twinrun.testing.twins import preserved_global_state, scramble_global_rngs
     from twinrun.verify.apps import check_overrides, resolve_app, run_once
-    from twinrun.verify.outside import OutsideWatch, function_folder, name_in, watch_for
+    from twinrun.verify.outside import OutsideWatch
+    from twinrun.verify.outside_names import function_folder, name_in, watch_for
 
     command = resolve_app(app)  # unusable input fails before anything runs
     cli_args = check_overrides([*overrides, *cli_overrides])

@@ -109,7 +109,8 @@ def run_twins(
     twin's directory as output directory, and its resolved config goes to ``resolved_config.yaml``.
     """
     from twinrun.testing.hydra_task import as_train
-    from twinrun.verify.outside import OutsideWatch, function_folder
+    from twinrun.verify.outside import OutsideWatch
+    from twinrun.verify.outside_names import function_folder
 
     _check_runs(runs)
     call = as_train(train)
@@ -135,7 +136,7 @@ def run_twins(
 def _compared(run_dirs: list[Path], twins: Sequence[Any]) -> TwinResult:
     """Every run compared with the first; the reports name what each pair wrote outside its run dir."""
     from twinrun.compare.runs import compare_runs
-    from twinrun.verify.outside import name_in
+    from twinrun.verify.outside_names import name_in
 
     reports = [compare_runs(run_dirs[0], other) for other in run_dirs[1:]]
     for index, report in enumerate(reports, start=2):

@@ -12,14 +12,15 @@ from __future__ import annotations
 import itertools
 import os
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from twinrun.verify import processes
-from twinrun.verify.outside import TwinOutside, name_in, watch_for
+from twinrun.verify.outside import TwinOutside
+from twinrun.verify.outside_names import name_in, watch_for
+from twinrun.verify.workdir import new_workdir, prepare_workdir
 from twinrun.verify.resolve import (
     KNOWN_APPS,
     AppCommand,
@@ -45,6 +46,8 @@ __all__ = [
     "check_overrides",
     "hydra_quote",
     "launch_runs",
+    "new_workdir",
+    "prepare_workdir",
     "resolve_app",
     "run_once",
     "verify_app",
@@ -115,39 +118,6 @@ def run_dict(record: RunRecord, dir_key: str = "run_dir") -> dict[str, Any]:
 def pairs_list(pairs: Mapping[tuple[int, int], Report]) -> list[dict[str, Any]]:
     """Every compared pair of a JSON report: its run numbers, verdict and exit code."""
     return [{"a": i, "b": j, "verdict": r.verdict, "exit_code": r.exit_code} for (i, j), r in pairs.items()]
-
-
-def new_workdir(parent: Path | None = None) -> Path:
-    """A new ``twinrun-verify-<timestamp>`` directory under the system temp dir (kept afterwards)."""
-    parent = parent or Path(tempfile.gettempdir())
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for attempt in itertools.count(1):
-        candidate = parent / (f"twinrun-verify-{stamp}" + (f"-{attempt}" if attempt > 1 else ""))
-        try:
-            candidate.mkdir(parents=True)
-            return candidate
-        except FileExistsError:
-            continue
-    raise AssertionError("unreachable")
-
-
-def prepare_workdir(workdir: str | Path | None, runs: int, kind: str = "run") -> Path:
-    """The work directory: new, or the given one when it holds no ``<kind>-<i>`` of an earlier verify."""
-    if workdir is None:
-        return new_workdir()
-    path = Path(workdir).expanduser().resolve()
-    if path.exists() and not path.is_dir():
-        raise VerifyError(f"--workdir {workdir} is a file; give a directory")
-    stale = [
-        p.name
-        for i in range(1, runs + 1)
-        for p in (path / f"{kind}-{i}", path / f"{kind}-{i}.out")
-        if p.exists()
-    ]
-    if stale:
-        raise VerifyError(f"--workdir {workdir} already holds {stale[0]}; give an empty or new directory")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def _tail(path: Path, lines: int = TAIL_LINES) -> list[str]:
@@ -271,7 +241,9 @@ def launch_runs(
         for i in range(1, runs + 1):
             watch.before()
             try:
-                record = run_once(command, overrides, i, runs, directory, progress, cwd, kind=kind, timeout=timeout)
+                record = run_once(
+                    command, overrides, i, runs, directory, progress, cwd, kind=kind, timeout=timeout
+                )
             finally:  # a failed run's files are moved away too: the tree is left as it was
                 twin = watch.after(i, directory / f"{kind}-{i}")
             record.outside = twin
@@ -337,10 +309,6 @@ def verify_app(
     result = VerifyResult(command, directory, records)
     for a, b in itertools.combinations(records, 2):
         result.pairs[(a.index, b.index)] = compare_pair(a.run_dir, b.run_dir, command.app, options)
-        name_outside(result.pairs[(a.index, b.index)], records, a.index, b.index)
+        # Rule 3: the report names what either run wrote outside its run directory.
+        name_in(result.pairs[(a.index, b.index)].hints, [r.outside for r in records], a.index, b.index)
     return result
-
-
-def name_outside(report: Report, records: Sequence[RunRecord], a: int, b: int) -> None:
-    """Put first among ``report``'s hints what runs ``a`` and ``b`` wrote outside their run directories."""
-    name_in(report.hints, [r.outside for r in records], a, b)

@@ -9,13 +9,12 @@ twin under torchrun and compares the ranks too (:mod:`twinrun.verify.ddp`).
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-from pathlib import Path
 from typing import Any, NoReturn
 
 from twinrun.verify.apps import CompareOptions, VerifyError, verify_app
 from twinrun.verify.render import render
+from twinrun.verify.workdir import clean_up
 
 
 class _TrailingOptions(argparse.ArgumentParser):
@@ -166,20 +165,9 @@ def run_verify(args: argparse.Namespace) -> int:
         sys.stderr.write(f"HTML report written to {args.html}\n")
     sys.stdout.write(text)
     sys.stdout.flush()
-    sys.stderr.write(_clean_up(result.workdir, result.exit_code, kept=bool(args.workdir or args.keep)))
+    sys.stderr.write(clean_up(result.workdir, result.exit_code, kept=bool(args.workdir or args.keep)))
     return result.exit_code
 
-
-def _clean_up(workdir: Path, exit_code: int, kept: bool) -> str:
-    """Remove verify's own temp work directory after identical runs; the line that says what happened.
-
-    Runs that differ (or failed: those never get here) stay for inspection, and so does a directory the
-    user named (``--workdir``) or asked to keep (``--keep``).
-    """
-    if kept or exit_code != 0:
-        return f"run directories kept in {workdir}\n"
-    shutil.rmtree(workdir, ignore_errors=True)
-    return f"run directories removed ({workdir}): the runs are identical; --keep keeps them\n"
 
 
 def _explained(text: str, result: Any, overrides: list[str], timeout: float | None, fmt: str) -> str:

@@ -123,6 +123,7 @@ def test_only_non_tensor_values_differing_is_said_exactly(tmp_path: Path) -> Non
         torch.save({"model": {"w": torch.ones(3)}, "run_id": run_id}, run / "ckpt.pt")
         runs_.append(run)
     hints = compare_runs(*runs_).hints
-    assert any(h.startswith("every tensor is identical; only non-tensor values") and "run-abc" in h for h in hints)
+    expected = "every tensor is identical; only non-tensor values"
+    assert any(h.startswith(expected) and "run-abc" in h for h in hints)
     torch.save({"model": {"w": torch.zeros(3)}, "run_id": "run-xyz"}, runs_[1] / "ckpt.pt")  # control
     assert not any(h.startswith("every tensor is identical") for h in compare_runs(*runs_).hints)

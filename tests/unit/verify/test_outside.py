@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from twinrun.verify import outside
-from twinrun.verify.outside import OutsideWatch, describe
+from twinrun.verify.outside import OutsideWatch
+from twinrun.verify.outside_names import describe
 
 
 def _no_link(*args: object) -> None:
@@ -31,7 +32,9 @@ def _watch(tmp_path: Path, cwd: Path, app_dir: Path | None = None) -> OutsideWat
     return OutsideWatch(cwd, app_dir, [work], work / ".twinrun-outside-backup")
 
 
-def test_created_files_move_into_the_run_directory_and_the_tree_is_left_as_it_was(tmp_path: Path, tree: Path) -> None:
+def test_created_files_move_into_the_run_directory_and_the_tree_is_left_as_it_was(
+    tmp_path: Path, tree: Path
+) -> None:
     watch = _watch(tmp_path, tree)
     run_dir = tmp_path / "work" / "run-1"
     run_dir.mkdir(parents=True)
