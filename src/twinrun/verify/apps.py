@@ -2,8 +2,9 @@
 
 Each run is a fresh interpreter with its own ``PYTHONHASHSEED`` writing into its own run directory
 (``hydra.run.dir=<workdir>/run-<i>``); its output goes to ``<workdir>/run-<i>.out``. Every pair of runs
-is compared with :func:`twinrun.compare.runs.compare_runs`. The work directory is kept, so the runs can be
-inspected. :func:`verify_app` is the pure core; the CLI
+is compared with :func:`twinrun.compare.runs.compare_runs`; what a run writes outside its run directory is
+moved into it first (:mod:`twinrun.verify.outside`). The CLI removes its own temp work directory after
+identical runs (:mod:`twinrun.verify.workdir`). :func:`verify_app` is the pure core; the CLI
 (:mod:`twinrun.verify.cli`) is thin over it.
 """
 
