@@ -6,7 +6,9 @@ work directory. After the twin, every file it created or modified there is *move
 directory as ``outside/<relative path>`` (``outside/@app/...`` for the app's folder) and the tree is put
 back as it was (a modified file gets its earlier bytes back), so the next twin starts from the same
 state and cannot overwrite what this one left. The captured files are then compared like any other.
-Bounded: at most :data:`MAX_SCANNED` files looked at, :data:`MAX_CAPTURED` files and
+Work directories of verify and the fixtures carry a marker file and are never looked into, so two
+verifies started from one directory at once do not take each other's runs for outside writes; any
+other process writing there meanwhile would be, so run nothing else there. Bounded: at most :data:`MAX_SCANNED` files looked at, :data:`MAX_CAPTURED` files and
 :data:`MAX_CAPTURED_BYTES` moved; what is left in place is said, and a file one twin left that the next
 found already there is named as the classic cause of twins that differ (a cache made during the run).
 Record-agnostic: used by ``verify`` and by the pytest fixtures (:mod:`twinrun.testing.twins`).
@@ -22,6 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 OUTSIDE_DIR = "outside"
+# Put in every work directory of a watch: another verify (or fixture) running from the same directory at
+# the same time is never taken for files this twin wrote.
+WORK_MARKER = ".twinrun-workdir"
 APP_PREFIX = "@app"
 MAX_SCANNED = 20_000  # files looked at per snapshot
 MAX_CAPTURED = 200  # files moved into one twin's run directory
@@ -93,6 +98,12 @@ class OutsideWatch:
             if not app.is_relative_to(cwd) and not cwd.is_relative_to(app):
                 self.roots[APP_PREFIX] = app
         self.exclude = [Path(p).resolve() for p in exclude]
+        for folder in self.exclude:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / WORK_MARKER).touch()
+            except OSError:
+                pass  # not ours to write: excluded by path all the same
         self.backup_dir = backup_dir
         self.backups: dict[str, Path] = {}
         self.linked: set[str] = set()  # backups that are hard links
@@ -117,6 +128,8 @@ class OutsideWatch:
                     continue
                 if folder != root and (folder / "pyvenv.cfg").exists():
                     continue  # a virtual environment
+                if (folder / WORK_MARKER).exists():
+                    continue  # a work directory of this or of another verify running beside it
                 try:
                     entries = list(os.scandir(folder))
                 except OSError:

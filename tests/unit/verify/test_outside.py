@@ -142,3 +142,14 @@ def test_a_file_written_in_place_is_copied_and_said_to_be_left(tmp_path: Path, t
     assert [(w.rel, w.captured) for w in twin.written] == [("results.csv", True)]
     assert (tmp_path / "work" / "run-1" / "outside" / "results.csv").read_text() == "a\n1\n2\n"
     assert any("in place" in note for note in twin.notes)
+
+
+def test_another_verifys_work_directory_appearing_meanwhile_is_not_taken(tmp_path: Path, tree: Path) -> None:
+    watch = _watch(tmp_path, tree)
+    watch.before()
+    OutsideWatch(tree, None, [tree / "other-verify"], tree / "other-verify" / "b")  # starts beside this one
+    (tree / "other-verify" / "run-1").mkdir()
+    (tree / "other-verify" / "run-1.out").write_text("log")
+    (tree / "mine.pt").write_bytes(b"1")  # control
+    assert [w.rel for w in watch.after(1, tmp_path / "work" / "run-1").written] == ["mine.pt"]
+    assert (tree / "other-verify" / "run-1.out").is_file()
