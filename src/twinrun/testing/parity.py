@@ -137,23 +137,19 @@ def run_parity(
     twins = []
     try:
         watch.before()
-        try:
-            with preserved_global_state():
-                scramble_global_rngs()
-                with hydra_run(cfg, compose_dir, job_name(train), overrides) as job_cfg:
-                    task(job_cfg) if task is not None else train(job_cfg, compose_dir)
-        finally:
-            twins.append(watch.after(1, compose_dir))
+        with preserved_global_state():
+            scramble_global_rngs()
+            with hydra_run(cfg, compose_dir, job_name(train), overrides) as job_cfg:
+                task(job_cfg) if task is not None else train(job_cfg, compose_dir)
+        twins.append(watch.after(1, compose_dir))
     finally:
         watch.close()
     cli_dir = workdir / f"{CLI_KIND}-1"
     cli_watch = watch_for(cwd, command.argv, command.kind, command.app, workdir)
     try:
         cli_watch.before()
-        try:
-            run_once(command, cli_args, 1, 1, workdir, cwd=cwd, kind=CLI_KIND)
-        finally:
-            twins.append(cli_watch.after(2, cli_dir))
+        run_once(command, cli_args, 1, 1, workdir, cwd=cwd, kind=CLI_KIND)
+        twins.append(cli_watch.after(2, cli_dir))
     finally:
         cli_watch.close()
     report = compare_runs(compose_dir, cli_dir)

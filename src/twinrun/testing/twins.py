@@ -124,10 +124,8 @@ def run_twins(
                 run_dir.mkdir(parents=True)
                 scramble_global_rngs()
                 watch.before()
-                try:
-                    call(cfg, run_dir)
-                finally:
-                    twins.append(watch.after(index, run_dir))
+                call(cfg, run_dir)  # one that raises leaves what it wrote where it is
+                twins.append(watch.after(index, run_dir))
     finally:
         watch.close()
     return _compared(run_dirs, twins)

@@ -241,13 +241,11 @@ def launch_runs(
     try:
         for i in range(1, runs + 1):
             watch.before()
-            try:
-                record = run_once(
-                    command, overrides, i, runs, directory, progress, cwd, kind=kind, timeout=timeout
-                )
-            finally:  # a failed run's files are moved away too: the tree is left as it was
-                twin = watch.after(i, directory / f"{kind}-{i}")
-            record.outside = twin
+            record = run_once(
+                command, overrides, i, runs, directory, progress, cwd, kind=kind, timeout=timeout
+            )
+            # After a run that failed, what it wrote stays where it is: no next run, and the user looks.
+            record.outside = watch.after(i, directory / f"{kind}-{i}")
             records.append(record)
     finally:
         watch.close()
