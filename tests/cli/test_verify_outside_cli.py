@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.test_verify_cli import verify
-from twinrun.verify.apps import verify_app
+from twinrun.verify.apps import run_dict, verify_app
 
 RELATIVE_SAVE_APP = """\
 import hydra
@@ -56,6 +56,7 @@ def project(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow  # two fresh interpreters importing torch (the same check in-process: unit/testing/test_twins)
 def test_seeded_app_saving_into_the_working_directory_is_identical_with_the_file_compared(
     project: Path,
 ) -> None:
@@ -68,6 +69,7 @@ def test_seeded_app_saving_into_the_working_directory_is_identical_with_the_file
     assert not (project / "model.pt").exists()  # the working tree is left as it was
 
 
+@pytest.mark.slow  # two fresh interpreters importing torch
 def test_noisy_app_saving_into_the_working_directory_is_different_naming_the_file(project: Path) -> None:
     result = verify_app(str(project / "app.py"), ["noise=true"], workdir=project.parent / "w", cwd=project)
     report = result.report
@@ -75,6 +77,8 @@ def test_noisy_app_saving_into_the_working_directory_is_different_naming_the_fil
     files = {entry.path: entry.verdict for entry in report.sections["files"].files}
     assert files["outside/model.pt"] == "different"
     assert any(hint.startswith("run 1 wrote model.pt outside") for hint in report.hints)
+    captured = {"path": "model.pt", "action": "created", "captured": True}
+    assert run_dict(result.runs[1])["outside"] == [captured]  # --json's verify.runs[i].outside
 
 
 def test_app_that_saves_nothing_is_unverified(project: Path) -> None:
