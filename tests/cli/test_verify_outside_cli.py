@@ -56,7 +56,8 @@ def project(tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.mark.slow  # two fresh interpreters importing torch (the same check in-process: unit/testing/test_twins)
+# Two fresh interpreters importing torch; the same check runs in-process in unit/testing/test_twins.py.
+@pytest.mark.slow
 def test_seeded_app_saving_into_the_working_directory_is_identical_with_the_file_compared(
     project: Path,
 ) -> None:
