@@ -32,6 +32,8 @@ from twinrun.verify.apps import (
     pairs_list,
     run_dict,
 )
+from twinrun.verify.outside import OUTSIDE_DIR
+from twinrun.verify.outside_names import name_in
 
 SWEEP_FORMAT = "twinrun-sweep/1"
 HYDRA_DIR = ".hydra"
@@ -212,12 +214,37 @@ def verify_sweep(
             if a is not None and b is not None:
                 point.pairs[(i, j)] = compare_pair(a.run_dir, b.run_dir, command.app, options)
         result.points.append(point)
+    outside = _outside_point(records, command.app, options)
+    if outside is not None:
+        result.points.append(outside)
     return result
+
+
+OUTSIDE_LABEL = "(files written outside the run directories)"
+
+
+def _outside_point(records: Sequence[RunRecord], app: str, options: CompareOptions) -> PointResult | None:
+    """Rule 3 for sweeps: what each sweep wrote outside its directory (moved into its ``outside/``),
+    compared across sweeps as one more row; None when no sweep wrote anything there."""
+    dirs = [r.run_dir / OUTSIDE_DIR for r in records]
+    if not any(d.is_dir() for d in dirs):
+        return None
+    point = PointResult(OUTSIDE_LABEL, -1, (), [d if d.is_dir() else None for d in dirs])
+    for (i, a), (j, b) in itertools.combinations(enumerate(point.run_dirs, 1), 2):
+        if a is not None and b is not None:
+            point.pairs[(i, j)] = compare_pair(a, b, app, options)
+            name_in(point.pairs[(i, j)].hints, [r.outside for r in records], i, j)
+    return point
 
 
 def summary_rows(result: SweepResult) -> list[tuple[str, str, str]]:
     """(point, verdict, first divergence) per point, in job order."""
-    return [(f"#{p.num} {p.label}", p.verdict, p.first_divergence()) for p in result.points]
+    return [(point_name(p), p.verdict, p.first_divergence()) for p in result.points]
+
+
+def point_name(point: PointResult) -> str:
+    """``#1 x=2``; the row of files written outside the run directories has no job number."""
+    return point.label if point.num < 0 else f"#{point.num} {point.label}"
 
 
 def _headline(result: SweepResult) -> str:
@@ -279,12 +306,12 @@ def render(result: SweepResult, fmt: str = "text") -> str:
         if report is not None:
             out += [
                 "",
-                f"First point that differs: `#{first.num} {first.label}`",
+                f"First point that differs: `{point_name(first)}`",
                 "",
                 render_markdown(report),
             ]
         return "\n".join(out) + "\n"
     out = [_headline(result), "", render_table(headers, rows)]
     if report is not None:
-        out += ["", f"first point that differs: #{first.num} {first.label}", "", render_text(report)]
+        out += ["", f"first point that differs: {point_name(first)}", "", render_text(report)]
     return "\n".join(out) + ("" if report is not None else "\n")
