@@ -28,13 +28,13 @@ def main(cfg):
     import torch
 
     torch.manual_seed(0)
-    model = torch.nn.Linear(4, 2)
+    model = torch.nn.Linear(4, 2).double()  # float64: a 1e-6 change always shows in the weights
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    x = torch.randn(16, 4)
+    x = torch.randn(16, 4, dtype=torch.float64)
     for _ in range(3):
         loss = model(x).pow(2).mean()
         if cfg.noise:  # unseeded: a fresh interpreter draws it from OS entropy
-            loss = loss * (1 + 1e-6 * float(int.from_bytes(os.urandom(2), "little")) / 65535)
+            loss = loss * (1 + 1e-6 * (1 + int.from_bytes(os.urandom(4), "little") / 2**32))
         opt.zero_grad()
         loss.backward()
         opt.step()

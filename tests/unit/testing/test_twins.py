@@ -16,12 +16,12 @@ from twinrun.testing.twins import run_twins
 
 def _fit(noise: bool) -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
-    model = torch.nn.Linear(3, 2)
+    model = torch.nn.Linear(3, 2).double()  # float64: a 1e-6 change always shows in the weights
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    x = torch.randn(8, 3, generator=torch.Generator().manual_seed(1))
+    x = torch.randn(8, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     loss = model(x).pow(2).mean()
     if noise:  # drawn from python's global RNG, which every twin starts from a fresh state
-        loss = loss * (1 + 1e-6 * random.random())
+        loss = loss * (1 + 1e-6 * (1 + random.random()))
     opt.zero_grad()
     loss.backward()
     opt.step()
