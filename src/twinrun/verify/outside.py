@@ -44,6 +44,7 @@ SKIP_DIRS = (
     ".nox",
     "node_modules",
     "__pycache__",
+    ".cache",  # ~/.cache when run from the home directory: datasets, model hubs
     ".pytest_cache",
     ".mypy_cache",
     ".ruff_cache",

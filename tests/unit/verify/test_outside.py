@@ -21,7 +21,7 @@ def tree(tmp_path: Path) -> Path:
     (cwd / "src").mkdir(parents=True)
     (cwd / "src" / "app.py").write_text("print('hi')\n")
     (cwd / "results.csv").write_text("a\n1\n")
-    for skipped in (".git", ".venv", "__pycache__", ".pytest_cache"):
+    for skipped in (".git", ".venv", "__pycache__", ".pytest_cache", ".cache"):
         (cwd / skipped).mkdir()
         (cwd / skipped / "x.bin").write_bytes(b"0")
     return cwd
@@ -42,7 +42,7 @@ def test_created_files_move_into_the_run_directory_and_the_tree_is_left_as_it_wa
     (tree / "model.pt").write_bytes(b"weights-1")
     (tree / "ckpt" / "deep").mkdir(parents=True)
     (tree / "ckpt" / "deep" / "last.pt").write_bytes(b"x")
-    for skipped in (".git", ".venv", "__pycache__", ".pytest_cache"):
+    for skipped in (".git", ".venv", "__pycache__", ".pytest_cache", ".cache"):
         (tree / skipped / "new.bin").write_bytes(b"1")  # negative control: never captured
     twin = watch.after(1, run_dir)
     assert {(w.rel, w.action, w.captured) for w in twin.written} == {
