@@ -141,12 +141,24 @@ def interpolated_seed_hints(
     return out
 
 
-def early_log_hints(outcomes: dict[str, Outcome]) -> list[str]:
-    """A line both runs logged with other values before anything of training differed ("Setting seed
-    to 146124" vs "560711"): evidence of the cause, not a consequence of it."""
+def _training_started(run: RunDir | None, key: str, line: int) -> bool:
+    """Whether RUN_A's log ``key`` mentions training (loss, epoch, step ...) before line ``line``."""
+    if run is None:
+        return True  # cannot tell: say nothing
+    try:
+        with run.file(key).open(encoding="utf-8", errors="replace") as handle:
+            before = [next(handle, "") for _ in range(line - 1)]
+    except OSError:
+        return True
+    return any(_TRAINING_WORDS.search(text) for text in before)
+
+
+def early_log_hints(outcomes: dict[str, Outcome], run: RunDir | None = None) -> list[str]:
+    """A line both runs logged with other values before training started ("Setting seed to 146124" vs
+    "560711"): evidence of the cause, not a consequence of it."""
     out = []
     for key, line, a, b in _first_lines(outcomes):
-        if _shape(a) != _shape(b) or a == b:
+        if _shape(a) != _shape(b) or a == b or _training_started(run, key, line):
             continue
         if "seed" in a.lower() or not _TRAINING_WORDS.search(a):
             out.append(
@@ -198,7 +210,7 @@ def find_hints(
     if config_section.status not in (IDENTICAL,):
         # A config difference explains the rest; without configs, only what the files themselves show.
         return interpolated + (non_tensor_hints(report) if config_section.status != DIFFERENT else [])
-    hints = interpolated + early_log_hints(outcomes) + non_tensor_hints(report)
+    hints = interpolated + early_log_hints(outcomes, runs[0] if runs else None) + non_tensor_hints(report)
     hints += [h for h in seed_hints(config) if not interpolated] + log_hints(outcomes)
     env = sections["environment"]
     if isinstance(env, EnvironmentSection) and env.decisive:

@@ -100,6 +100,12 @@ def test_a_seed_that_resolves_per_run_is_named_with_both_logged_values(tmp_path:
     assert "146124" in hint and "560711" in hint
     early = [h for h in hints if h.startswith("both runs logged this line with other values")]
     assert early and "Setting seed to 146124" in early[0]  # evidence, not dropped as a consequence
+    late = _app_run(tmp_path / "late", "${now:%f}", "Setting seed to 146124", blob=b"2")
+    log = late / "train.log"  # control: the same line logged after training started is a consequence
+    log.write_text("epoch 1 loss 0.5\n" + log.read_text().replace("Setting seed to 146124", "digest 99"))
+    a_log = a / "train.log"
+    a_log.write_text("epoch 1 loss 0.5\n" + a_log.read_text().replace("Setting seed to 146124", "digest 12"))
+    assert not [h for h in compare_runs(a, late).hints if h.startswith("both runs logged")]
     c = _app_run(tmp_path / "c", "3", "Setting seed to 146124", blob=b"1")  # control: a fixed seed
     d = _app_run(tmp_path / "d", "3", "Setting seed to 146124", blob=b"2")
     assert not [h for h in compare_runs(c, d).hints if "interpolation" in h or "both runs logged" in h]
