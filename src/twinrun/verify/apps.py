@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, TextIO
 from twinrun.verify import processes
 from twinrun.verify.outside import TwinOutside
 from twinrun.verify.outside_names import name_in, watch_for
-from twinrun.verify.workdir import new_workdir, prepare_workdir
 from twinrun.verify.resolve import (
     KNOWN_APPS,
     AppCommand,
@@ -30,6 +29,7 @@ from twinrun.verify.resolve import (
     hydra_quote,
     resolve_app,
 )
+from twinrun.verify.workdir import new_workdir, prepare_workdir
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence

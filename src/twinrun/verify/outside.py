@@ -8,9 +8,10 @@ back as it was (a modified file gets its earlier bytes back), so the next twin s
 state and cannot overwrite what this one left. The captured files are then compared like any other.
 Work directories of verify and the fixtures carry a marker file and are never looked into, so two
 verifies started from one directory at once do not take each other's runs for outside writes; any
-other process writing there meanwhile would be, so run nothing else there. Bounded: at most :data:`MAX_SCANNED` files looked at, :data:`MAX_CAPTURED` files and
-:data:`MAX_CAPTURED_BYTES` moved; what is left in place is said, and a file one twin left that the next
-found already there is named as the classic cause of twins that differ (a cache made during the run).
+other process writing there meanwhile would be, so run nothing else there. Bounded: at most
+:data:`MAX_SCANNED` files looked at, :data:`MAX_CAPTURED` files and :data:`MAX_CAPTURED_BYTES` moved;
+what is left in place is said, and a file one twin left that the next found already there is named as
+the classic cause of twins that differ (a cache made during the run).
 Record-agnostic: used by ``verify`` and by the pytest fixtures (:mod:`twinrun.testing.twins`).
 """
 
