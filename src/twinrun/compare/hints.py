@@ -175,7 +175,9 @@ def non_tensor_hints(report: Report) -> list[str]:
     others = [
         name
         for name, s in report.sections.items()
-        if s.affects_verdict and s.status == DIFFERENT and not isinstance(s, WeightsSection)
+        if s.affects_verdict
+        and s.status == DIFFERENT
+        and not isinstance(s, WeightsSection)
         and name != "files"
     ]
     if not differing or others:

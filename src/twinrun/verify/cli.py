@@ -169,7 +169,6 @@ def run_verify(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-
 def _explained(text: str, result: Any, overrides: list[str], timeout: float | None, fmt: str) -> str:
     """The report with the op-level explanation added (``--explain``)."""
     import json
