@@ -144,10 +144,10 @@ def run_verify(args: argparse.Namespace) -> int:
         "options": CompareOptions(trust_pickle=args.trust_pickle, ignore=tuple(args.ignore)),
     }
     if args.multirun:
-        from twinrun.verify import sweep
+        from twinrun.verify import sweep, sweep_render
 
         result: Any = sweep.verify_sweep(args.app, overrides, **common)
-        text = sweep.render(result, fmt)
+        text = sweep_render.render(result, fmt)
     elif args.nproc_per_node > 1:
         from twinrun.verify import ddp as verify_ddp
 

@@ -23,10 +23,9 @@ from twinrun.verify.sweep import (
     find_points,
     match_points,
     point_labels,
-    render,
-    to_dict,
     verify_sweep,
 )
+from twinrun.verify.sweep_render import render, to_dict
 
 # Expands the first key=a,b,c override into points like Hydra's basic sweeper. Point values listed in
 # entropy=... draw their weights from OS entropy (the negative control); drop_on_hash=N leaves out the
