@@ -125,8 +125,8 @@ def hyperparameter_from_environment(train: Train) -> Train:
 
 # name -> (mutation, apps it applies to, seed to run with, the cause the divergence report must name)
 SENSITIVITY_SET: dict[str, tuple[Callable[[Train], Train], tuple[str, ...], int, str]] = {
-    "no_seed": (no_seed, ("mnist_classifier", "vae_mnist"), 11, "rng stream"),
-    "zero_seed_is_unset": (zero_seed_is_unset, ("mnist_classifier", "vae_mnist"), 0, "rng stream"),
+    "no_seed": (no_seed, ("mnist_classifier", "vae_mnist"), 11, "unseeded start"),
+    "zero_seed_is_unset": (zero_seed_is_unset, ("mnist_classifier", "vae_mnist"), 0, "unseeded start"),
     "unseeded_shuffle": (unseeded_shuffle, ("mnist_classifier", "vae_mnist"), 11, "data order"),
     "unseeded_workers": (unseeded_workers, ("mnist_classifier", "vae_mnist"), 11, "computation"),
     "unseeded_noise": (unseeded_noise, ("vae_mnist",), 11, "computation"),

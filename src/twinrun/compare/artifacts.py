@@ -115,7 +115,7 @@ class Walk:
     files: dict[str, Path] = field(default_factory=dict)
     dirs: set[str] = field(default_factory=set)
     ignored: dict[str, str] = field(default_factory=dict)  # relative path ("dir/" for a folder) -> pattern
-    linked_dirs: list[str] = field(default_factory=list)  # symlinks to directories: not followed
+    linked_dirs: list[str] = field(default_factory=list)  # kept empty: links inside the run are followed
 
 
 def walk(run: RunDir, patterns: Sequence[str]) -> Walk:
@@ -156,9 +156,10 @@ def _add(
     pattern = matching_pattern(rel, is_dir, patterns)
     if pattern is not None:
         out.ignored[rel + ("/" if is_dir else "")] = pattern
-    elif is_dir and entry.is_symlink():
-        out.linked_dirs.append(rel)  # followed, a link could loop or leave the run directory
-    elif is_dir:
+        return
+    if entry.is_symlink():
+        _check_link(run, entry, rel, is_dir)
+    if is_dir:
         out.dirs.add(rel)
         pending.append(rel)
     elif stat.S_ISREG(mode):
@@ -167,6 +168,22 @@ def _add(
         what = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
         raise UnusableRunError(
             f"{run.show(rel)} is {what}, not a regular file; remove it or regenerate the run"
+        )
+
+
+def _check_link(run: RunDir, entry: os.DirEntry[str], rel: str, is_dir: bool) -> None:
+    """Rule 4: a link is followed while it stays inside the run directory; one that leaves it (or loops
+    back to a folder above it) is unusable input, never a file quietly left out."""
+    target = Path(os.path.realpath(entry.path))
+    if not target.is_relative_to(run.path):
+        raise UnusableRunError(
+            f"{run.show(rel)} is a symbolic link to {target}, outside the run directory, so it is not read; "
+            f"copy what it points to into the run, or leave it out with --ignore {rel}"
+        )
+    if is_dir and Path(os.path.realpath(Path(entry.path).parent)).is_relative_to(target):
+        raise UnusableRunError(
+            f"{run.show(rel)} is a symbolic link to a folder that holds it (a loop); remove it, or leave it "
+            f"out with --ignore {rel}"
         )
 
 

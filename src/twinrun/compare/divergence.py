@@ -12,6 +12,7 @@ DATA_ORDER = "data order"
 RNG_STREAM = "rng stream"
 COMPUTATION = "computation"
 LENGTH = "length"
+UNSEEDED_START = "unseeded start"  # the RNG state already differs before the first step
 
 
 def _decimal(value: Any) -> str:
@@ -54,7 +55,8 @@ def find_divergence(
     """The first step where the traces differ, with its most likely cause; None if they agree.
 
     The cause is decided in the order the inputs of a step are made: a configuration difference
-    explains everything after it; else a different ``batch`` digest means the data order differs; else
+    explains everything after it; else an RNG state that differs before the very first step is an
+    unseeded start (whatever the batch); else a different ``batch`` digest means the data order differs; else
     a different RNG digest before the step means a random stream was consumed differently; else the
     same inputs gave different outputs (loss or parameters): the computation itself differs (kernels,
     threads, hardware). Rows are matched by position; a trace that stops early diverges at the first
@@ -76,6 +78,14 @@ def find_divergence(
             what.append(f"step numbers differ ({row_a.get('step')} vs {row_b.get('step')})")
         elif config_differs:
             cause = CONFIGURATION
+        elif index == 0 and streams and row_a.get("rng") and row_b.get("rng"):
+            # Before the first step nothing but the start can have drawn differently: the model's
+            # initial weights and the first batch come from unseeded draws. Not "data order".
+            cause = UNSEEDED_START
+            what.append(
+                "the runs start from different random states (the model's initial weights and anything "
+                "else drawn before training may differ); seed before the model is built"
+            )
         elif row_a.get("batch") != row_b.get("batch") or row_a.get("epoch") != row_b.get("epoch"):
             cause = DATA_ORDER
         elif streams:

@@ -218,7 +218,7 @@ class Divergence:
 
     step: Any
     epoch: Any
-    cause: str  # configuration | data order | rng stream | computation | length
+    cause: str  # configuration | unseeded start | data order | rng stream | computation | length
     parameter: str | None = None
     parameter_step: Any = None
     rng_streams: list[str] = field(default_factory=list)

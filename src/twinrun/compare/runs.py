@@ -18,13 +18,13 @@ from typing import Any
 from twinrun.compare import artifacts as kinds
 from twinrun.compare.artifacts import DEFAULT_IGNORE, Artifact, check_has_output, match, project_ignore, walk
 from twinrun.compare.divergence import find_divergence, trace_section
+from twinrun.compare.evidence import check_evidence
 from twinrun.compare.hints import find_hints
 from twinrun.compare.kinds import Context, Outcome, compare_artifact, masked
 from twinrun.compare.report_model import (
     DIFFERENT,
     IDENTICAL,
     KIND_SECTIONS,
-    NOT_COMPARED,
     ONLY_IN_A,
     ONLY_IN_B,
     SECTION_ORDER,
@@ -150,21 +150,22 @@ def _trace_rows(run: RunDir) -> list[dict[str, Any]]:
 def compare_traces(
     a: RunDir, b: RunDir, config: ConfigSection, environment: EnvironmentSection
 ) -> tuple[TraceSection, Divergence | None]:
-    """The trace section and the first divergent step, when both runs have traces of one format."""
+    """The trace section and the first divergent step, when both runs have traces."""
     if not (a.has(runs.TRACE) and b.has(runs.TRACE)):
         return mark_missing(runs.TRACE, a.has(runs.TRACE), b.has(runs.TRACE), TraceSection()), None
-    change = next((m for m in environment.differing if m.name == "trace_format"), None)
-    formats = [FIRST_TRACE_FORMAT if m == ABSENT else m for m in (change.a, change.b)] if change else []
-    if formats and formats[0] != formats[1]:
-        summary = (
-            f"written in different trace formats ({formats[0]} vs {formats[1]}: other digests); "
-            "train the older run again with this twinrun to compare traces"
-        )
-        return TraceSection(status=NOT_COMPARED, summary=summary), None
     rows_a, rows_b = _trace_rows(a), _trace_rows(b)
     changes = config_changes(config)
     divergence = find_divergence(rows_a, rows_b, config_differs=bool(changes), config_keys=changes)
-    return trace_section(rows_a, rows_b, divergence), divergence
+    section = trace_section(rows_a, rows_b, divergence)
+    # Rule 5: env.json is context. A trace format it names explains a difference, never hides one.
+    change = next((m for m in environment.differing if m.name == "trace_format"), None)
+    formats = [FIRST_TRACE_FORMAT if m == ABSENT else m for m in (change.a, change.b)] if change else []
+    if section.status == DIFFERENT and formats and formats[0] != formats[1]:
+        section.summary += (
+            f" (env.json names different trace formats, {formats[0]} vs {formats[1]}; "
+            "train the older run again with this twinrun to compare traces of one format)"
+        )
+    return section, divergence
 
 
 def _check_tolerances(atol: float | None, rtol: float | None) -> None:
@@ -214,7 +215,11 @@ def compare_runs(
     }
     entries: list[FileEntry] = []
     outcomes: dict[str, Outcome] = {}
+    # Rule 4: every file is its own entry; a weights file the section did not read is a tensor file.
+    used = {_final_weights_name(run_a), _final_weights_name(run_b)}
     for art in found:
+        if art.kind == kinds.WEIGHTS and art.key not in used:
+            art = Artifact(art.key, kinds.TENSORS, art.a, art.b)
         entry, outcome = _entry(art, ctx, contract)
         entries.append(entry)
         if outcome is not None:
@@ -231,7 +236,8 @@ def compare_runs(
     sections.update(kind_sections(found, outcomes))
     order = [*SECTION_ORDER[:2], "tensors", *SECTION_ORDER[2:5], *KIND_SECTIONS[1:], *SECTION_ORDER[5:]]
     report = Report(str(a), str(b), {n: sections[n] for n in order if n in sections}, divergence)
-    report.hints = find_hints(report, read_config(run_a), outcomes)
+    check_evidence(entries, found, report.verdict)  # rule 2: no "identical" without a file of training
+    report.hints = find_hints(report, read_config(run_a), outcomes, (run_a, run_b))
     return report
 
 
@@ -247,6 +253,13 @@ def _entry(art: Artifact, ctx: Context, contract: dict[str, Section]) -> tuple[F
     return FileEntry(art.key, art.kind, outcome.verdict, outcome.detail, outcome.decisive), outcome
 
 
+def _final_weights_name(run: RunDir) -> str | None:
+    """The file the weights section reads as ``run``'s final weights: safetensors first, else legacy."""
+    from twinrun.compare.weights_reader import LEGACY_WEIGHTS
+
+    return next((n for n in (runs.WEIGHTS, LEGACY_WEIGHTS) if run.has(n)), None)
+
+
 def compare_final_weights(a: RunDir, b: RunDir, ctx: Context) -> WeightsSection:
     """The final weights (``weights.safetensors``, else a legacy ``trained_model.pt``) of each run.
 
@@ -255,8 +268,7 @@ def compare_final_weights(a: RunDir, b: RunDir, ctx: Context) -> WeightsSection:
     """
     from twinrun.compare.weights_reader import LEGACY_WEIGHTS
 
-    name_a = next((n for n in (runs.WEIGHTS, LEGACY_WEIGHTS) if a.has(n)), None)
-    name_b = next((n for n in (runs.WEIGHTS, LEGACY_WEIGHTS) if b.has(n)), None)
+    name_a, name_b = _final_weights_name(a), _final_weights_name(b)
     if name_a is None or name_b is None:
         what = f"{runs.WEIGHTS} or {LEGACY_WEIGHTS}"
         sec = mark_missing(what, name_a is not None, name_b is not None, WeightsSection())

@@ -123,6 +123,8 @@ def run_parity(
     from twinrun.testing.hydra_task import as_task, hydra_run, job_name
     from twinrun.testing.twins import preserved_global_state, scramble_global_rngs
     from twinrun.verify.apps import check_overrides, resolve_app, run_once
+    from twinrun.verify.outside import OutsideWatch
+    from twinrun.verify.outside_names import function_folder, name_in, watch_for
 
     command = resolve_app(app)  # unusable input fails before anything runs
     cli_args = check_overrides([*overrides, *cli_overrides])
@@ -130,12 +132,28 @@ def run_parity(
     compose_dir = workdir / COMPOSE_RUN
     cfg = compose_config(config_name, overrides, config_dir, return_hydra_config=True)
     task = as_task(train)
-    with preserved_global_state():
-        scramble_global_rngs()
-        with hydra_run(cfg, compose_dir, job_name(train), overrides) as job_cfg:
-            task(job_cfg) if task is not None else train(job_cfg, compose_dir)
-    cli_dir = run_once(command, cli_args, 1, 1, workdir, cwd=cwd, kind=CLI_KIND).run_dir
+    # Rule 3: files either run writes outside its run directory move into it ("run 1": the compose run).
+    watch = OutsideWatch(Path.cwd(), function_folder(train), [workdir], workdir / ".twinrun-outside-backup")
+    twins = []
+    try:
+        watch.before()
+        with preserved_global_state():
+            scramble_global_rngs()
+            with hydra_run(cfg, compose_dir, job_name(train), overrides) as job_cfg:
+                task(job_cfg) if task is not None else train(job_cfg, compose_dir)
+        twins.append(watch.after(1, compose_dir))
+    finally:
+        watch.close()
+    cli_dir = workdir / f"{CLI_KIND}-1"
+    cli_watch = watch_for(cwd, command.argv, command.kind, command.app, workdir)
+    try:
+        cli_watch.before()
+        run_once(command, cli_args, 1, 1, workdir, cwd=cwd, kind=CLI_KIND)
+        twins.append(cli_watch.after(2, cli_dir))
+    finally:
+        cli_watch.close()
     report = compare_runs(compose_dir, cli_dir)
+    name_in(report.hints, twins, 1, 2)
     if file_list(report) is not None:  # the comparer judged every file, those only one run left too
         return ParityResult(compose_dir, cli_dir, report)
     a, b = _files(compose_dir), _files(cli_dir)

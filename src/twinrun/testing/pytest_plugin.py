@@ -16,7 +16,8 @@ Installed with twinrun; no conftest needed. Fixtures (all session-scoped, so the
     first via :func:`twinrun.compare.runs.compare_runs`. Each twin starts from a *different* global RNG state
     (python, numpy, torch drawn from OS entropy): a train that forgets to seed cannot pass by luck, nor by
     pytest-randomly resetting the global RNGs per test. The caller's RNG state and torch's determinism
-    switches are restored afterwards, so nothing leaks into other tests.
+    switches are restored afterwards, so nothing leaks into other tests. Files a twin writes outside its
+    run directory are moved into its ``outside/`` and compared (:mod:`twinrun.verify.outside`).
     ``train`` may also be a Hydra task ``task(cfg)`` (or the ``@hydra.main``-decorated function) that
     writes into ``HydraConfig.get().runtime.output_dir``: each twin runs it as Hydra would, with its own
     directory as output directory (:mod:`twinrun.testing.hydra_task`), and gets a ``resolved_config.yaml``.

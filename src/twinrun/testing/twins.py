@@ -108,18 +108,37 @@ def run_twins(
     that finds its output directory through ``HydraConfig``: it runs as Hydra would run it, with the
     twin's directory as output directory, and its resolved config goes to ``resolved_config.yaml``.
     """
-    from twinrun.compare.runs import compare_runs
     from twinrun.testing.hydra_task import as_train
+    from twinrun.verify.outside import OutsideWatch
+    from twinrun.verify.outside_names import function_folder
 
     _check_runs(runs)
     call = as_train(train)
     run_dirs = [base_dir / f"run-{i}" for i in range(1, runs + 1)]
-    with preserved_global_state():
-        for run_dir in run_dirs:
-            run_dir.mkdir(parents=True)
-            scramble_global_rngs()
-            call(cfg, run_dir)
+    # Rule 3: what a twin writes outside its run directory moves into it before the next twin starts.
+    watch = OutsideWatch(Path.cwd(), function_folder(train), [base_dir], base_dir / ".twinrun-outside-backup")
+    twins = []
+    try:
+        with preserved_global_state():
+            for index, run_dir in enumerate(run_dirs, start=1):
+                run_dir.mkdir(parents=True)
+                scramble_global_rngs()
+                watch.before()
+                call(cfg, run_dir)  # one that raises leaves what it wrote where it is
+                twins.append(watch.after(index, run_dir))
+    finally:
+        watch.close()
+    return _compared(run_dirs, twins)
+
+
+def _compared(run_dirs: list[Path], twins: Sequence[Any]) -> TwinResult:
+    """Every run compared with the first; the reports name what each pair wrote outside its run dir."""
+    from twinrun.compare.runs import compare_runs
+    from twinrun.verify.outside_names import name_in
+
     reports = [compare_runs(run_dirs[0], other) for other in run_dirs[1:]]
+    for index, report in enumerate(reports, start=2):
+        name_in(report.hints, twins, 1, index)
     return TwinResult(run_dirs, reports)
 
 
@@ -135,10 +154,8 @@ def run_cli_twins(
 
     Raises :class:`twinrun.verify.apps.VerifyError` when the app is unknown or a run fails.
     """
-    from twinrun.compare.runs import compare_runs
     from twinrun.verify.apps import launch_runs
 
     _check_runs(runs)
     _, _, records = launch_runs(app, list(overrides), runs, workdir, cwd=cwd)
-    run_dirs = [record.run_dir for record in records]
-    return TwinResult(run_dirs, [compare_runs(run_dirs[0], other) for other in run_dirs[1:]])
+    return _compared([record.run_dir for record in records], [record.outside for record in records])

@@ -2,8 +2,9 @@
 
 Each run is a fresh interpreter with its own ``PYTHONHASHSEED`` writing into its own run directory
 (``hydra.run.dir=<workdir>/run-<i>``); its output goes to ``<workdir>/run-<i>.out``. Every pair of runs
-is compared with :func:`twinrun.compare.runs.compare_runs`. The work directory is kept, so the runs can be
-inspected. :func:`verify_app` is the pure core; the CLI
+is compared with :func:`twinrun.compare.runs.compare_runs`; what a run writes outside its run directory is
+moved into it first (:mod:`twinrun.verify.outside`). The CLI removes its own temp work directory after
+identical runs (:mod:`twinrun.verify.workdir`). :func:`verify_app` is the pure core; the CLI
 (:mod:`twinrun.verify.cli`) is thin over it.
 """
 
@@ -12,13 +13,14 @@ from __future__ import annotations
 import itertools
 import os
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from twinrun.verify import processes
+from twinrun.verify.outside import TwinOutside
+from twinrun.verify.outside_names import name_in, watch_for
 from twinrun.verify.resolve import (
     APP_ERROR,
     KNOWN_APPS,
@@ -28,6 +30,7 @@ from twinrun.verify.resolve import (
     hydra_quote,
     resolve_app,
 )
+from twinrun.verify.workdir import new_workdir, prepare_workdir
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -45,6 +48,8 @@ __all__ = [
     "check_overrides",
     "hydra_quote",
     "launch_runs",
+    "new_workdir",
+    "prepare_workdir",
     "resolve_app",
     "run_once",
     "verify_app",
@@ -63,6 +68,7 @@ class RunRecord:
     hash_seed: int
     seconds: float
     returncode: int
+    outside: TwinOutside | None = None  # what it wrote outside its run directory (rule 3)
 
 
 @dataclass
@@ -104,45 +110,16 @@ def run_dict(record: RunRecord, dir_key: str = "run_dir") -> dict[str, Any]:
         "command": record.command,
         "pythonhashseed": record.hash_seed,
         "seconds": round(record.seconds, 3),
+        "outside": [
+            {"path": w.rel, "action": w.action, "captured": w.captured}
+            for w in (record.outside.written if record.outside else [])
+        ],
     }
 
 
 def pairs_list(pairs: Mapping[tuple[int, int], Report]) -> list[dict[str, Any]]:
     """Every compared pair of a JSON report: its run numbers, verdict and exit code."""
     return [{"a": i, "b": j, "verdict": r.verdict, "exit_code": r.exit_code} for (i, j), r in pairs.items()]
-
-
-def new_workdir(parent: Path | None = None) -> Path:
-    """A new ``twinrun-verify-<timestamp>`` directory under the system temp dir (kept afterwards)."""
-    parent = parent or Path(tempfile.gettempdir())
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for attempt in itertools.count(1):
-        candidate = parent / (f"twinrun-verify-{stamp}" + (f"-{attempt}" if attempt > 1 else ""))
-        try:
-            candidate.mkdir(parents=True)
-            return candidate
-        except FileExistsError:
-            continue
-    raise AssertionError("unreachable")
-
-
-def prepare_workdir(workdir: str | Path | None, runs: int, kind: str = "run") -> Path:
-    """The work directory: new, or the given one when it holds no ``<kind>-<i>`` of an earlier verify."""
-    if workdir is None:
-        return new_workdir()
-    path = Path(workdir).expanduser().resolve()
-    if path.exists() and not path.is_dir():
-        raise VerifyError(f"--workdir {workdir} is a file; give a directory")
-    stale = [
-        p.name
-        for i in range(1, runs + 1)
-        for p in (path / f"{kind}-{i}", path / f"{kind}-{i}.out")
-        if p.exists()
-    ]
-    if stale:
-        raise VerifyError(f"--workdir {workdir} already holds {stale[0]}; give an empty or new directory")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def _tail(path: Path, lines: int = TAIL_LINES) -> list[str]:
@@ -272,10 +249,19 @@ def launch_runs(
         progress.write(
             f"twinrun verify: {runs} {kind}s of {command.app}; {kind} directories in {directory}\n"
         )
-    records = [
-        run_once(command, overrides, i, runs, directory, progress, cwd, kind=kind, timeout=timeout)
-        for i in range(1, runs + 1)
-    ]
+    watch = watch_for(cwd, command.argv, command.kind, command.app, directory)
+    records = []
+    try:
+        for i in range(1, runs + 1):
+            watch.before()
+            record = run_once(
+                command, overrides, i, runs, directory, progress, cwd, kind=kind, timeout=timeout
+            )
+            # After a run that failed, what it wrote stays where it is: no next run, and the user looks.
+            record.outside = watch.after(i, directory / f"{kind}-{i}")
+            records.append(record)
+    finally:
+        watch.close()
     return command, directory, records
 
 
@@ -335,4 +321,6 @@ def verify_app(
     result = VerifyResult(command, directory, records)
     for a, b in itertools.combinations(records, 2):
         result.pairs[(a.index, b.index)] = compare_pair(a.run_dir, b.run_dir, command.app, options)
+        # Rule 3: the report names what either run wrote outside its run directory.
+        name_in(result.pairs[(a.index, b.index)].hints, [r.outside for r in records], a.index, b.index)
     return result

@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 from twinrun.verify.apps import CompareOptions, VerifyError, verify_app
 from twinrun.verify.render import render
+from twinrun.verify.workdir import clean_up
 
 
 class _TrailingOptions(argparse.ArgumentParser):
@@ -46,7 +47,18 @@ def _add_options(parser: argparse.ArgumentParser, trailing: bool = False) -> Non
         help="run each twin under torchrun with N processes (DistributedDataParallel) and compare every "
         "rank's weights too",
     )
-    parser.add_argument("--workdir", metavar="DIR", help="where the runs go (default: a new temp directory)")
+    parser.add_argument(
+        "--workdir",
+        metavar="DIR",
+        help="where the runs go, kept afterwards (default: a new temp directory, removed when the runs "
+        "are identical)",
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        default=argparse.SUPPRESS if trailing else False,
+        help="keep the default temp work directory even when the runs are identical",
+    )
     parser.add_argument(
         "--timeout",
         type=float,
@@ -133,10 +145,10 @@ def run_verify(args: argparse.Namespace) -> int:
         "options": CompareOptions(trust_pickle=args.trust_pickle, ignore=tuple(args.ignore)),
     }
     if args.multirun:
-        from twinrun.verify import sweep
+        from twinrun.verify import sweep, sweep_render
 
         result: Any = sweep.verify_sweep(args.app, overrides, **common)
-        text = sweep.render(result, fmt)
+        text = sweep_render.render(result, fmt)
     elif args.nproc_per_node > 1:
         from twinrun.verify import ddp as verify_ddp
 
@@ -154,7 +166,7 @@ def run_verify(args: argparse.Namespace) -> int:
         sys.stderr.write(f"HTML report written to {args.html}\n")
     sys.stdout.write(text)
     sys.stdout.flush()
-    sys.stderr.write(f"run directories kept in {result.workdir}\n")
+    sys.stderr.write(clean_up(result.workdir, result.exit_code, kept=bool(args.workdir or args.keep)))
     return result.exit_code
 
 

@@ -27,7 +27,7 @@ def _shown_pair(pairs: dict[tuple[int, int], Report], dirs: list[Path | None]) -
 
 def verify_html(result: Any) -> str:
     """The page for a :class:`VerifyResult`, :class:`SweepResult` or :class:`DDPResult`."""
-    from twinrun.verify import ddp, sweep
+    from twinrun.verify import ddp, sweep, sweep_render
     from twinrun.verify.render import pair_rows
 
     if isinstance(result, sweep.SweepResult):
@@ -36,7 +36,7 @@ def verify_html(result: Any) -> str:
         if not points:  # no point ran in two sweeps: nothing to show but the table
             raise ValueError("no sweep point ran in two sweeps")
         report, a, b = _shown_pair(points[0].pairs, points[0].run_dirs)
-        table = (["point", "verdict", "first divergence"], sweep.summary_rows(result))
+        table = (["point", "verdict", "first divergence"], sweep_render.summary_rows(result))
         return render_html(report, a, b, title=f"twinrun verify -m: point {points[0].label}", table=table)
     if isinstance(result, ddp.DDPResult):
         report, a, b = _shown_pair(result.verify.pairs, result.verify.run_dirs)

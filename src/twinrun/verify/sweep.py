@@ -5,13 +5,13 @@ The app's own multirun runs twice (or ``--runs N`` times), each time in a fresh 
 launcher, ``hydra/launcher=joblib`` for local parallelism or ``submitit_slurm`` on a cluster. Points
 are then matched across the sweeps by their job overrides (``.hydra/overrides.yaml``, whatever
 ``hydra.sweep.subdir`` is) and every pair of a point's run directories is compared with
-:func:`twinrun.compare.runs.compare_runs`. :func:`verify_sweep` is the pure core, :func:`render` the table.
+:func:`twinrun.compare.runs.compare_runs`. :func:`verify_sweep` is the pure core;
+:mod:`twinrun.verify.sweep_render` renders it.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,9 +29,9 @@ from twinrun.verify.apps import (
     VerifyError,
     compare_pair,
     launch_runs,
-    pairs_list,
-    run_dict,
 )
+from twinrun.verify.outside import OUTSIDE_DIR
+from twinrun.verify.outside_names import name_in
 
 SWEEP_FORMAT = "twinrun-sweep/1"
 HYDRA_DIR = ".hydra"
@@ -212,79 +212,24 @@ def verify_sweep(
             if a is not None and b is not None:
                 point.pairs[(i, j)] = compare_pair(a.run_dir, b.run_dir, command.app, options)
         result.points.append(point)
+    outside = _outside_point(records, command.app, options)
+    if outside is not None:
+        result.points.append(outside)
     return result
 
 
-def summary_rows(result: SweepResult) -> list[tuple[str, str, str]]:
-    """(point, verdict, first divergence) per point, in job order."""
-    return [(f"#{p.num} {p.label}", p.verdict, p.first_divergence()) for p in result.points]
+OUTSIDE_LABEL = "(files written outside the run directories)"
 
 
-def _headline(result: SweepResult) -> str:
-    verdict = IDENTICAL if result.identical else DIFFERENT
-    launcher = f"; launcher {result.launcher}" if result.launcher else ""
-    return (
-        f"twinrun verify: {verdict} ({len(result.points)} points x {len(result.sweeps)} sweeps of "
-        f"{result.app.app}{launcher})"
-    )
-
-
-def to_dict(result: SweepResult) -> dict[str, Any]:
-    """The JSON report: the matrix, every point's verdict and divergence, the first differing report."""
-    first = result.first_different
-    report = first.report if first is not None else None
-    return {
-        "format": SWEEP_FORMAT,
-        "verdict": IDENTICAL if result.identical else DIFFERENT,
-        "exit_code": result.exit_code,
-        "app": result.app.app,
-        "workdir": str(result.workdir),
-        "launcher": result.launcher,
-        "sweeps": [run_dict(r, "sweep_dir") for r in result.sweeps],
-        "points": [_point_dict(p) for p in result.points],
-        "report": report.to_dict() if report is not None else None,
-    }
-
-
-def _point_dict(point: PointResult) -> dict[str, Any]:
-    shown = point.report
-    divergence = shown.divergence if shown is not None and shown.exit_code else None
-    return {
-        "point": point.label,
-        "job": point.num,
-        "overrides": list(point.overrides),
-        "run_dirs": [str(d) if d is not None else None for d in point.run_dirs],
-        "verdict": point.verdict,
-        "missing_in": point.missing_in,
-        "differs_in": point.differs_in(),
-        "first_divergence": None
-        if divergence is None
-        else {"step": divergence.step, "epoch": divergence.epoch, "cause": divergence.cause},
-        "pairs": pairs_list(point.pairs),
-    }
-
-
-def render(result: SweepResult, fmt: str = "text") -> str:
-    """The summary table across the matrix, then the full report of the first point that differs."""
-    from twinrun.compare.report import render_markdown, render_table, render_text
-
-    if fmt == "json":
-        return json.dumps(to_dict(result), indent=2) + "\n"
-    headers, rows = ["point", "verdict", "first divergence"], summary_rows(result)
-    first = result.first_different
-    report = first.report if first is not None else None
-    if fmt == "markdown":
-        mark = "✅" if result.identical else "❌"
-        out = [f"## {mark} {_headline(result)}", "", render_table(headers, rows, markdown=True)]
-        if report is not None:
-            out += [
-                "",
-                f"First point that differs: `#{first.num} {first.label}`",
-                "",
-                render_markdown(report),
-            ]
-        return "\n".join(out) + "\n"
-    out = [_headline(result), "", render_table(headers, rows)]
-    if report is not None:
-        out += ["", f"first point that differs: #{first.num} {first.label}", "", render_text(report)]
-    return "\n".join(out) + ("" if report is not None else "\n")
+def _outside_point(records: Sequence[RunRecord], app: str, options: CompareOptions) -> PointResult | None:
+    """Rule 3 for sweeps: what each sweep wrote outside its directory (moved into its ``outside/``),
+    compared across sweeps as one more row; None when no sweep wrote anything there."""
+    dirs = [r.run_dir / OUTSIDE_DIR for r in records]
+    if not any(d.is_dir() for d in dirs):
+        return None
+    point = PointResult(OUTSIDE_LABEL, -1, (), [d if d.is_dir() else None for d in dirs])
+    for (i, a), (j, b) in itertools.combinations(enumerate(point.run_dirs, 1), 2):
+        if a is not None and b is not None:
+            point.pairs[(i, j)] = compare_pair(a, b, app, options)
+            name_in(point.pairs[(i, j)].hints, [r.outside for r in records], i, j)
+    return point

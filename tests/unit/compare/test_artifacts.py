@@ -170,14 +170,47 @@ def test_permission_denied_is_named(
         compare_runs(a, b)
 
 
-def test_a_symlink_to_a_file_counts_as_the_file(twins: tuple[Path, Path]) -> None:
+def test_a_symlink_to_a_file_inside_the_run_counts_as_the_file(twins: tuple[Path, Path]) -> None:
     a, b = twins
-    (b / "vae_mnist.log").rename(b.parent / "kept.log")
-    (b / "vae_mnist.log").symlink_to(b.parent / "kept.log")
+    for run in twins:
+        (run / "vae_mnist.log").rename(run / "kept.log")
+        (run / "vae_mnist.log").symlink_to(run / "kept.log")
     assert compare_runs(a, b).exit_code == 0
     (b / runs.METRICS).unlink()
     (b / runs.METRICS).symlink_to(b / runs.TRACE)  # another file's content: different
     assert compare_runs(a, b).exit_code == 1
+
+
+def test_a_symlink_leaving_the_run_is_unusable_never_left_out(twins: tuple[Path, Path]) -> None:
+    """Rule 4: a link out of the run directory is exit 2 (it may be ignored by name), not "not compared"."""
+    a, b = twins
+    (b / "vae_mnist.log").rename(b.parent / "kept.log")
+    (b / "vae_mnist.log").symlink_to(b.parent / "kept.log")
+    with pytest.raises(UnusableRunError, match=r"vae_mnist.log is a symbolic link to .*outside the run"):
+        compare_runs(a, b)
+    (b.parent / "elsewhere").mkdir()
+    (b / "vae_mnist.log").unlink()
+    (b.parent / "kept.log").rename(b / "vae_mnist.log")
+    assert compare_runs(a, b).exit_code == 0  # control
+    (b / "data").symlink_to(b.parent / "elsewhere")
+    with pytest.raises(UnusableRunError, match=r"data is a symbolic link .*--ignore data"):
+        compare_runs(a, b)
+    assert compare_runs(a, b, ignore=["data"]).exit_code == 0
+
+
+def test_a_symlinked_folder_inside_the_run_is_followed_and_compared(twins: tuple[Path, Path]) -> None:
+    a, b = twins
+    for run in twins:
+        (run / "ckpt-5").mkdir()
+        (run / "ckpt-5" / "state.bin").write_bytes(b"same")
+        (run / "latest").symlink_to(run / "ckpt-5")
+    assert compare_runs(a, b).exit_code == 0
+    (b / "ckpt-5" / "state.bin").write_bytes(b"diff")
+    files = {e.path: e.verdict for e in compare_runs(a, b).sections["files"].files}
+    assert files["latest/state.bin"] == files["ckpt-5/state.bin"] == "different"
+    (b / "ckpt-5" / "loop").symlink_to(b)
+    with pytest.raises(UnusableRunError, match="a loop"):
+        compare_runs(a, b)
 
 
 def test_a_run_with_nothing_but_hydra_or_nothing_at_all(twins: tuple[Path, Path], tmp_path: Path) -> None:
@@ -226,3 +259,22 @@ def test_a_checkpoint_value_that_differs_is_named_in_the_tensors_summary(twins: 
     assert section.summary.startswith("checkpoints/last.ckpt: epoch: 0 vs 1;")
     torch.save({**state, "epoch": 0}, b / "checkpoints" / "last.ckpt")  # control: the same values
     assert compare_runs(a, b).sections["tensors"].status == IDENTICAL
+
+
+def test_trained_model_pt_beside_weights_safetensors_is_compared_not_shadowed(
+    twins: tuple[Path, Path],
+) -> None:
+    """Rule 4: every file is its own entry; the final weights section reads weights.safetensors only."""
+    import torch
+
+    a, b = twins
+    for run in twins:
+        torch.save({"w": torch.ones(3)}, run / "trained_model.pt")
+    report = compare_runs(a, b)
+    assert report.exit_code == 0  # control
+    torch.save({"w": torch.tensor([1.0, 1.0, 2.0])}, b / "trained_model.pt")
+    report = compare_runs(a, b)
+    files = {e.path: (e.kind, e.verdict) for e in report.sections["files"].files}
+    assert files["trained_model.pt"] == ("tensors", "different")
+    assert files["weights.safetensors"] == ("weights", "identical")
+    assert report.exit_code == 1

@@ -160,7 +160,8 @@ def test_rng_streams_only_one_run_traced_are_differences() -> None:
     assert div is not None and (div.cause, div.rng_streams) == ("rng stream", ["numpy", "torch"])
     div = find_divergence(b, [_row(1, rng={"numpy": "n", "torch": "other"})])
     assert div is not None and div.rng_streams == ["torch"]  # the equal stream is not named
-    assert div.detail == "at step 1 (epoch 1): RNG state before the step differs (torch)"
+    assert div.cause == "unseeded start"  # before the first step: the runs started apart
+    assert div.detail.endswith("; RNG state before the step differs (torch)")
 
 
 def test_the_first_parameter_is_looked_for_from_the_divergent_step_on() -> None:
@@ -253,3 +254,16 @@ def test_an_empty_trace_ends_before_its_first_step() -> None:
     div = find_divergence([], [_row(1), _row(2)])
     assert div is not None and (div.step, div.epoch, div.cause) == (1, 1, "length")
     assert div.detail == "RUN_A's trace ends before its first step; the other continues to step 2"
+
+
+def test_rng_states_that_differ_before_the_first_step_are_an_unseeded_start_not_data_order() -> None:
+    """An unseeded model: the RNG state differs before step 1, and so does the first batch."""
+    a, b = fr.trace_rows(), fr.trace_rows()
+    for row in b:
+        row["rng"]["torch"] = "other" + row["rng"]["torch"]
+        row["batch"] = "other" + str(row["batch"])
+    div = find_divergence(a, b)
+    assert div is not None and (div.step, div.cause) == (a[0]["step"], "unseeded start")
+    assert "start from different random states" in div.detail
+    b[0]["rng"]["torch"] = a[0]["rng"]["torch"]  # control: the same start, another first batch
+    assert find_divergence(a, b).cause == "data order"

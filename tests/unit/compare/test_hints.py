@@ -79,3 +79,57 @@ def test_no_named_cause_and_no_trace_gets_the_general_hint(tmp_path: Path) -> No
     assert "twinrun.seed_everything(cfg.seed)" in hints[0]
     fr.make_template_run(b, seed=7, seeded=True)  # control: identical runs get no hint
     assert compare_runs(a, b).hints == []
+
+
+def _app_run(run: Path, seed: str, log: str, resolved: str | None = None, blob: bytes = b"w") -> Path:
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "config.yaml").write_text(f"seed: {seed}\nlr: 0.1\n")
+    if resolved is not None:
+        (run / "resolved_config.yaml").write_text(f"seed: {resolved}\nlr: 0.1\n")
+    (run / "train.log").write_text(f"[2024-01-01 10:00:00,000][__main__][INFO] - {log}\nepoch 1 loss 0.5\n")
+    (run / "model.bin").write_bytes(blob)
+    return run
+
+
+def test_a_seed_that_resolves_per_run_is_named_with_both_logged_values(tmp_path: Path) -> None:
+    a = _app_run(tmp_path / "a", "${now:%f}", "Setting seed to 146124", blob=b"1")
+    b = _app_run(tmp_path / "b", "${now:%f}", "Setting seed to 560711", blob=b"2")
+    hints = compare_runs(a, b).hints
+    (hint,) = [h for h in hints if "interpolation" in h]
+    assert hint.startswith("seed is '${now:%f}', an interpolation that resolves anew in every run")
+    assert "146124" in hint and "560711" in hint
+    early = [h for h in hints if h.startswith("both runs logged this line with other values")]
+    assert early and "Setting seed to 146124" in early[0]  # evidence, not dropped as a consequence
+    late = _app_run(tmp_path / "late", "${now:%f}", "Setting seed to 146124", blob=b"2")
+    log = late / "train.log"  # control: the same line logged after training started is a consequence
+    log.write_text("epoch 1 loss 0.5\n" + log.read_text().replace("Setting seed to 146124", "digest 99"))
+    a_log = a / "train.log"
+    a_log.write_text("epoch 1 loss 0.5\n" + a_log.read_text().replace("Setting seed to 146124", "digest 12"))
+    assert not [h for h in compare_runs(a, late).hints if h.startswith("both runs logged")]
+    c = _app_run(tmp_path / "c", "3", "Setting seed to 146124", blob=b"1")  # control: a fixed seed
+    d = _app_run(tmp_path / "d", "3", "Setting seed to 146124", blob=b"2")
+    assert not [h for h in compare_runs(c, d).hints if "interpolation" in h or "both runs logged" in h]
+
+
+def test_a_resolved_per_run_seed_shows_both_resolved_values(tmp_path: Path) -> None:
+    a = _app_run(tmp_path / "a", "${now:%f}", "start", resolved="146124", blob=b"1")
+    b = _app_run(tmp_path / "b", "${now:%f}", "start", resolved="560711", blob=b"2")
+    report = compare_runs(a, b)
+    assert report.sections["config"].status == "different"
+    assert any("(RUN_A: 146124, RUN_B: 560711)" in h for h in report.hints), report.hints
+
+
+def test_only_non_tensor_values_differing_is_said_exactly(tmp_path: Path) -> None:
+    import torch
+
+    runs_ = []
+    for name, run_id in (("a", "run-abc"), ("b", "run-xyz")):
+        run = tmp_path / name
+        run.mkdir()
+        torch.save({"model": {"w": torch.ones(3)}, "run_id": run_id}, run / "ckpt.pt")
+        runs_.append(run)
+    hints = compare_runs(*runs_).hints
+    expected = "every tensor is identical; only non-tensor values"
+    assert any(h.startswith(expected) and "run-abc" in h for h in hints)
+    torch.save({"model": {"w": torch.zeros(3)}, "run_id": "run-xyz"}, runs_[1] / "ckpt.pt")  # control
+    assert not any(h.startswith("every tensor is identical") for h in compare_runs(*runs_).hints)

@@ -531,15 +531,25 @@ def test_one_trace_missing_gives_no_divergence(twins: tuple[Path, Path]) -> None
     assert report.divergence is None and report.sections["trace"].status == NOT_COMPARED
 
 
-def test_traces_of_different_formats_are_not_compared(twins: tuple[Path, Path]) -> None:
+def test_a_trace_format_in_env_json_never_hides_a_changed_trace(twins: tuple[Path, Path]) -> None:
+    """Rule 5: the environment is context; a trace_format it names cannot switch the trace off."""
     a, b = twins
     fr.edit_jsonl(b, runs.TRACE, lambda rows: rows[0].update(batch="0123456789abcdef"))  # other digests
     assert compare_runs(a, b).divergence is not None  # negative control: one format, compared
     fr.edit_json(a, runs.ENV, lambda env: env.update(trace_format="twinrun-trace/2"))
     report = compare_runs(a, b)  # RUN_B's env.json has no trace_format: an older run, format 1
     trace = report.sections["trace"]
-    assert report.divergence is None and trace.status == NOT_COMPARED and report.exit_code == 0
+    assert report.divergence is not None and trace.status == DIFFERENT and report.exit_code == 1
     assert "twinrun-trace/2 vs twinrun-trace/1" in trace.summary
+
+
+def test_a_trace_format_in_env_json_alone_does_not_make_equal_traces_differ(
+    twins: tuple[Path, Path],
+) -> None:
+    a, b = twins
+    fr.edit_json(b, runs.ENV, lambda env: env.update(trace_format="twinrun-trace/2"))
+    trace = compare_runs(a, b).sections["trace"]
+    assert trace.status == IDENTICAL and "format" not in trace.summary
 
 
 def test_json_report_has_the_contract_keys(twins: tuple[Path, Path]) -> None:
@@ -786,12 +796,10 @@ def test_trace_format_written_only_by_the_newer_run_is_the_first_format(twins: t
     report = compare_runs(a, b)
     assert report.sections["trace"].status == DIFFERENT and report.divergence.cause == "data order"
     fr.edit_json(b, runs.ENV, lambda env: env.update(trace_format="twinrun-trace/2"))
-    trace = compare_runs(a, b).sections["trace"]
-    assert (trace.status, trace.summary) == (
-        NOT_COMPARED,
-        "written in different trace formats (twinrun-trace/1 vs twinrun-trace/2: other digests); "
-        "train the older run again with this twinrun to compare traces",
-    )
+    report = compare_runs(a, b)
+    trace = report.sections["trace"]
+    assert trace.status == DIFFERENT and report.exit_code == 1
+    assert "(env.json names different trace formats, twinrun-trace/1 vs twinrun-trace/2;" in trace.summary
 
 
 def test_trace_only_in_one_run(twins: tuple[Path, Path]) -> None:

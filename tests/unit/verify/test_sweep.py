@@ -23,10 +23,9 @@ from twinrun.verify.sweep import (
     find_points,
     match_points,
     point_labels,
-    render,
-    to_dict,
     verify_sweep,
 )
+from twinrun.verify.sweep_render import render, to_dict
 
 # Expands the first key=a,b,c override into points like Hydra's basic sweeper. Point values listed in
 # entropy=... draw their weights from OS entropy (the negative control); drop_on_hash=N leaves out the
@@ -46,6 +45,9 @@ sweep_dir = Path(opts.pop("hydra.sweep.dir"))
 key, values = args[0].split("=", 1)
 entropy = set(opts.pop("entropy", "").split(","))
 drop = opts.pop("drop_on_hash", None)
+outside = opts.pop("outside", None)  # write into the working directory: "same" or "entropy" bytes
+if outside is not None:
+    Path("saved.bin").write_bytes(b"same" if outside == "same" else os.urandom(8))
 rest = [f"{k}={v}" for k, v in opts.items() if k != key]
 values = values.split(",")
 if drop is not None and os.environ["PYTHONHASHSEED"] == drop:
@@ -237,3 +239,20 @@ def test_a_sweep_past_its_timeout_is_stopped_and_named(tmp_path: Path) -> None:
     first, *rest = str(caught.value).splitlines()
     assert first.startswith("sweep 1 did not finish within --timeout 1s and was stopped")
     assert "    launching 2 jobs" in rest
+
+
+def test_files_a_sweep_writes_outside_its_directory_are_one_more_row(
+    fake_sweep_app: Path, tmp_path: Path
+) -> None:
+    """Rule 3 for sweeps: each sweep's outside/ is compared across sweeps."""
+    same = verify_sweep(str(fake_sweep_app), ["x=1,2", "outside=same"], workdir=tmp_path / "s", cwd=tmp_path)
+    assert same.exit_code == 0 and same.points[-1].label == "(files written outside the run directories)"
+    assert (tmp_path / "s" / "sweep-2" / "outside" / "saved.bin").is_file()
+    assert not (tmp_path / "saved.bin").exists()
+    assert "(files written outside the run directories)  identical" in render(same)
+    noisy = verify_sweep(
+        str(fake_sweep_app), ["x=1,2", "outside=entropy"], workdir=tmp_path / "n", cwd=tmp_path
+    )
+    assert noisy.exit_code == 1 and noisy.points[-1].verdict == DIFFERENT
+    assert [p.verdict for p in noisy.points[:-1]] == [IDENTICAL, IDENTICAL]
+    assert "first point that differs: (files written outside the run directories)" in render(noisy)
