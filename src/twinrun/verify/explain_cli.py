@@ -104,17 +104,18 @@ def run_explain(args: argparse.Namespace) -> int:
     from twinrun.verify.trust import refuse_untrusted_overrides
 
     run_a, run_b = Path(args.run_a), Path(args.run_b)
+    # The recorded overrides are data from the run directory: they must not choose code. Refused before
+    # anything else reads the runs, so a refusal never depends on what the comparison makes of them.
+    (job_a, overrides_a), (job_b, overrides_b) = _hydra_record(run_a), _hydra_record(run_b)
+    for run, recorded in ((run_a, overrides_a), (run_b, overrides_b)):
+        refuse_untrusted_overrides(
+            recorded, trusted=args.trust_run_dirs, source=str(run / ".hydra" / "overrides.yaml")
+        )
     report = compare_runs(run_a, run_b)
     step, why = explain_step(report, args.step)
     if step is None:
         sys.stdout.write(json.dumps({"step": None, "summary": why}) + "\n" if args.json else f"{why}\n")
         return 0 if report.exit_code == 0 else 1
-    (job_a, overrides_a), (job_b, overrides_b) = _hydra_record(run_a), _hydra_record(run_b)
-    for run, recorded in ((run_a, overrides_a), (run_b, overrides_b)):
-        # The recorded overrides are data from the run directory: they must not choose code.
-        refuse_untrusted_overrides(
-            recorded, trusted=args.trust_run_dirs, source=str(run / ".hydra" / "overrides.yaml")
-        )
     app = args.app or JOB_APPS.get(job_a or "")
     if app is None:
         raise VerifyError(f"cannot tell which app made {run_a} (Hydra job {job_a!r}); give --app APP")

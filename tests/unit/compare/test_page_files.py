@@ -21,6 +21,7 @@ import pytest
 from tests.helpers import fake_runs as fr
 from twinrun.compare.html import render_html
 from twinrun.compare.page_files import TOO_LARGE, PageFiles, opened_inside, read_inside
+from twinrun.compare.run_reader import UnusableRunError
 from twinrun.compare.runs import compare_runs
 
 pytest.importorskip("matplotlib")
@@ -114,12 +115,18 @@ def test_a_picture_linked_out_of_the_run_is_not_embedded(twins: tuple[Path, Path
     for run in twins:
         (run / "wandb").mkdir()
         (run / "wandb" / "leak.png").symlink_to(tmp_path / "outside" / "secret.png")  # ignored folder
-        (run / "images" / "linked.png").symlink_to(tmp_path / "outside" / "secret.png")  # compared
+        (run / "images" / "linked.png").write_bytes(secret)  # compared as a regular file ...
     report = compare_runs(a, b)
+    for run in twins:  # ... then swapped for a link out of the run before the page reads it
+        (run / "images" / "linked.png").unlink()
+        (run / "images" / "linked.png").symlink_to(tmp_path / "outside" / "secret.png")
     page = render_html(report, a, b)
     assert base64.b64encode(secret).decode() not in page
     assert "images/linked.png" in PageFiles.from_report(report, a, b).paths  # compared, yet not shown
     assert "run A: not shown" in page
+    # A link out of the run at comparison time is refused by the comparison itself (rule 4).
+    with pytest.raises(UnusableRunError, match="outside the run directory"):
+        compare_runs(a, b)
     # Negative control: the same picture as a regular file inside the run is embedded, and found.
     for run in twins:
         (run / "images" / "linked.png").unlink()

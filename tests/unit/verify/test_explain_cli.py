@@ -1,9 +1,9 @@
 """``twinrun explain`` on run directories whose recorded overrides name code (issue 23, item 1).
 
 The exploit: both runs' ``.hydra/overrides.yaml`` make the model ``torch.load`` of the replay's checkpoint
-with ``weights_only=false``, and the checkpoint's pickle creates a marker file. ``checkpoints/`` is a link
-out of the run, so ``compare`` (which does not follow it) never sees the pickle and ``explain`` reaches the
-replay. Before the trust rule, the replay ran ``torch.load`` and the marker appeared (measured).
+with ``weights_only=false``, and the checkpoint's pickle creates a marker file. Before the trust rule (and
+with ``checkpoints/`` a link out of the run, which ``compare`` then did not follow), the replay ran
+``torch.load`` and the marker appeared (measured). The overrides are now refused before the runs are read.
 """
 
 from __future__ import annotations
@@ -42,17 +42,27 @@ class _Payload:
         return (open, (str(self.marker), "w"))
 
 
-@pytest.fixture(scope="module")
-def hostile(tmp_path_factory) -> Path:
-    """``runs/run_a`` and ``runs/run_b`` made by "vae_mnist", with the exploit in their overrides."""
-    root = tmp_path_factory.mktemp("hostile")
-    (root / "payload").mkdir()
-    torch.save({"model": _Payload(root / "marker")}, root / "payload" / "step-1.pt")
+def _runs(root: Path, checkpoint: object) -> Path:
+    """``root/runs/run_a`` and ``run_b`` made by "vae_mnist", the exploit in their overrides."""
     for run in make_twins(root / "runs", overrides=EXPLOIT):
         (run / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"job": {"name": "vae_mnist"}}}))
-        (run / "checkpoints").symlink_to(root / "payload", target_is_directory=True)
+        (run / "checkpoints").mkdir()
+        torch.save(checkpoint, run / "checkpoints" / "step-1.pt")
     (root / "noop_app.py").write_text("import sys\nsys.exit(0)\n")
     return root
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory) -> Path:
+    """The exploit with its payload: a checkpoint whose pickle creates ``marker``."""
+    root = tmp_path_factory.mktemp("hostile")
+    return _runs(root, {"model": _Payload(root / "marker")})
+
+
+@pytest.fixture(scope="module")
+def benign(tmp_path_factory) -> Path:
+    """The exploit's overrides over a plain checkpoint (the inert reader compares it)."""
+    return _runs(tmp_path_factory.mktemp("benign"), {"model": torch.zeros(2)})
 
 
 def test_explain_refuses_the_recorded_target(hostile: Path, monkeypatch, capsys) -> None:
@@ -69,12 +79,12 @@ def test_explain_refuses_the_recorded_target(hostile: Path, monkeypatch, capsys)
     assert not (hostile / "runs" / "w" / "replay-1.out").exists()  # nothing was started
 
 
-def test_trusted_run_dirs_replay_and_print_the_command_first(hostile: Path, monkeypatch, capsys) -> None:
+def test_trusted_run_dirs_replay_and_print_the_command_first(benign: Path, monkeypatch, capsys) -> None:
     # Negative control of the refusal: with the flag the replay proceeds. The app is a no-op script, so
     # the exploit itself does not run; the printed command shows what would have.
-    monkeypatch.chdir(hostile / "runs")
+    monkeypatch.chdir(benign / "runs")
     args = ["explain", "run_a", "run_b", "--step", "2", "--workdir", "t", "--trust-run-dirs"]
-    code = main([*args, "--app", str(hostile / "noop_app.py")])
+    code = main([*args, "--app", str(benign / "noop_app.py")])
     err = capsys.readouterr().err
     assert code == 1, err  # the no-op app records no ops: the replays cannot answer
     shown = [line for line in err.splitlines() if line.startswith("replay of ")]
@@ -82,8 +92,8 @@ def test_trusted_run_dirs_replay_and_print_the_command_first(hostile: Path, monk
     assert f"PYTHONHASHSEED=1 {sys.executable} " in shown[0]
     assert "model._target_=torch.load" in shown[0]
     assert "training.resume_from=run_a/checkpoints/step-1.pt" in shown[0]
-    assert (hostile / "runs" / "t" / "replay-2.out").exists()
-    assert not (hostile / "marker").exists()
+    assert (benign / "runs" / "t" / "replay-2.out").exists()
+    assert not (benign / "marker").exists()
 
 
 def test_help_says_what_the_flag_opens(capsys) -> None:
