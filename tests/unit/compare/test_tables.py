@@ -177,7 +177,7 @@ def test_tensorboard_scalars_by_folder(template_twins: tuple[Path, Path]) -> Non
     assert report.exit_code == 1 and "train/loss at step 1" in report.sections["scalars"].differing[0]
 
 
-def test_tensorboard_missing_is_not_compared(template_twins: tuple[Path, Path], monkeypatch) -> None:
+def test_tensorboard_without_its_package_the_bytes_decide(template_twins: tuple[Path, Path], monkeypatch) -> None:
     from twinrun.compare import scalars
 
     a, b = template_twins
@@ -185,8 +185,10 @@ def test_tensorboard_missing_is_not_compared(template_twins: tuple[Path, Path], 
         (run / "tb").mkdir()
         (run / "tb" / "events.out.tfevents.1.host.1.0").write_bytes(b"x")
     monkeypatch.setattr(scalars, "available", lambda: False)
+    assert compare_runs(a, b).sections["scalars"].status == IDENTICAL  # identical bytes need no reader
+    (b / "tb" / "events.out.tfevents.1.host.1.0").write_bytes(b"y")
     sec = compare_runs(a, b).sections["scalars"]
-    assert sec.status == "not compared" and "install twinrun[tensorboard]" in sec.summary
+    assert sec.status == DIFFERENT and "install twinrun[tensorboard]" in sec.summary
 
 
 def test_json_report_of_a_table_difference_is_strict(template_twins: tuple[Path, Path]) -> None:
