@@ -264,7 +264,18 @@ def comparable_yaml(run: RunDir, rel: str, mask: PathMask) -> Any:
             if isinstance(task, list)
             else masked(task, mask),
         }
-    return canonicalize(masked(tree, mask))
+    return canonicalize(_typed_keys(masked(tree, mask)))
+
+
+def _typed_keys(tree: Any) -> Any:
+    """Mappings whose non-string keys say their type: YAML ``1:`` and ``'1':`` are two keys."""
+    if isinstance(tree, dict):
+        return {
+            (k if isinstance(k, str) else f"{k!r} ({type(k).__name__})"): _typed_keys(v) for k, v in tree.items()
+        }
+    if isinstance(tree, list):
+        return [_typed_keys(v) for v in tree]
+    return tree
 
 
 def _config(rel: str, ctx: Context) -> Outcome:

@@ -102,6 +102,23 @@ def load_yaml(text: str) -> Any:
         depth = 0
         aliases = 0
 
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            # A key written twice: which value counts is up to the reader (PyYAML keeps the last),
+            # so, as for JSON, it is bad input. Merge keys (<<) may be overridden: not counted.
+            seen: list[Any] = []
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                except TypeError:  # pragma: no cover - unhashable keys are refused by PyYAML itself
+                    duplicate = False
+                if duplicate:
+                    raise DuplicateKeyError(str(key))
+                seen.append(key)
+            return super().construct_mapping(node, deep=deep)
+
         def compose_node(self, parent: Any, index: Any) -> Any:
             if self.check_event(yaml.AliasEvent):
                 self.aliases += 1

@@ -113,13 +113,19 @@ def diff_lines(la: list[str], lb: list[str]) -> tuple[int, LineDiff | None]:
     return count, first
 
 
-_HEX_FLOAT = re.compile(r"^[-+]?(0x[0-9a-f]+(\.[0-9a-f]*)?p[-+]?\d+|inf|infinity|nan)$", re.IGNORECASE)
+_HEX_FLOAT = re.compile(
+    r"^[-+]?(0x[0-9a-f]+(\.[0-9a-f]*)?p[-+]?\d+|inf|infinity|nan)$|^nan:0x[0-9a-f]{16}$", re.IGNORECASE
+)
 
 
 def as_decimal(value: Any) -> float | None:
-    """The decimal value of a ``float.hex`` string; None for anything else."""
+    """The decimal value of an exact float (``float.hex``, or ``nan:0x...`` of ``runs.exact``); None for
+    anything else."""
     if isinstance(value, str) and _HEX_FLOAT.match(value):
-        return float.fromhex(value)
+        try:
+            return runs.from_exact(value)
+        except ValueError:  # a nan:0x... whose bits are no NaN
+            return None
     return None
 
 
