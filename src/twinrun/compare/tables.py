@@ -117,7 +117,7 @@ def load_table(path: Path, shown: str) -> tuple[list[str], list[dict[str, Any]],
         for cells, row in zip(lines[1:], rows, strict=True):
             if len(cells) > len(header):  # cells beyond the header still count
                 row.update({f"column {i + 1}": c for i, c in enumerate(cells) if i >= len(header)})
-        return header, rows, lines[1:]
+        return header, rows, rows  # the flat rows are the whole of a CSV row
     if suffix == ".jsonl":
         values = [
             parse_json(shown, line, number)

@@ -161,3 +161,30 @@ def test_metrics_and_trace_files_are_held_to_the_byte_rule(twins: tuple[Path, Pa
     report = compare_runs(a, b)
     assert report.sections["metrics"].status == IDENTICAL and report.exit_code == 1
     assert _entry(report, "metrics.jsonl").verdict == DIFFERENT
+
+
+def test_a_duplicate_yaml_key_makes_the_run_unusable(twins: tuple[Path, Path]) -> None:
+    from twinrun.compare.run_reader import UnusableRunError
+
+    a, b = twins
+    (a / "extra.yaml").write_text("a: 1\n")
+    (b / "extra.yaml").write_text("a: 1\na: 1\n")
+    with pytest.raises(UnusableRunError, match="duplicate key 'a'") as info:
+        compare_runs(a, b)
+    assert "\n" not in str(info.value)
+
+
+def test_metrics_nan_of_another_sign_is_a_difference(twins: tuple[Path, Path]) -> None:
+    from twinrun.compare.sections import as_decimal, compare_metrics
+    from twinrun.compare.run_reader import open_run
+    from twinrun.record import runs
+
+    a, b = twins
+    nan, negative = runs.exact(float("nan")), "nan:0xfff8000000000000"
+    for run, value in ((a, nan), (b, negative)):
+        runs.write_jsonl(run / "metrics.jsonl", [{"epoch": 1, "step": 1, "loss": value}])
+    sec = compare_metrics(open_run(a), open_run(b))
+    assert sec.status == DIFFERENT and sec.first is not None and sec.first.keys[0].key == "loss"
+    assert as_decimal(negative) != as_decimal(negative)  # a NaN, shown as one
+    runs.write_jsonl(b / "metrics.jsonl", [{"epoch": 1, "step": 1, "loss": nan}])
+    assert compare_metrics(open_run(a), open_run(b)).status == IDENTICAL  # negative control

@@ -253,3 +253,12 @@ def test_an_empty_trace_ends_before_its_first_step() -> None:
     div = find_divergence([], [_row(1), _row(2)])
     assert div is not None and (div.step, div.epoch, div.cause) == (1, 1, "length")
     assert div.detail == "RUN_A's trace ends before its first step; the other continues to step 2"
+
+
+@pytest.mark.parametrize(("field", "a", "b"), [("batch", True, 1), ("loss", 2.0, 2), ("extra", 1, True)])
+def test_trace_rows_are_compared_with_their_types(field: str, a: Any, b: Any) -> None:
+    rows_a, rows_b = [_row(1, **{field: a})], [_row(1, **{field: b})]
+    assert a == b  # Python's == calls them equal
+    div = find_divergence(rows_a, rows_b)
+    assert div is not None and div.step == 1
+    assert find_divergence(rows_a, [_row(1, **{field: a})]) is None  # negative control

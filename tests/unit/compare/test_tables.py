@@ -197,3 +197,27 @@ def test_json_report_of_a_table_difference_is_strict(template_twins: tuple[Path,
     (b / "m.json").write_text('{"x": 2e999}')
     tree = json.loads(json.dumps(compare_runs(a, b).to_dict()))
     assert tree["sections"]["tables"]["differing"] == ["m.json: row 1 column x: 1e999 vs 2e999"]
+
+
+@pytest.mark.parametrize(
+    ("name", "text_a", "text_b"),
+    [
+        ("m.json", '{"a.b": 1, "time": 1}', '{"a": {"b": 1}, "time": 2}'),
+        ("m.json", "[5]", '[{"value": 5}]'),
+        ("m.jsonl", '{"x": true}\n', '{"x": 1}\n'),
+        ("m.csv", "a,a\n1,2\n", "a,a\n2,2\n"),
+        ("m.csv", "a,b\n1,(absent)\n", "a,b\n1\n"),
+    ],
+    ids=["dotted-key-vs-nested", "value-vs-object", "true-vs-1", "duplicate-column", "absent-placeholder"],
+)
+def test_tables_the_reader_tells_apart(tmp_path: Path, name: str, text_a: str, text_b: str) -> None:
+    from twinrun.compare.tables import compare_tables
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / name).write_text(text_a)
+    (tmp_path / "b" / name).write_text(text_b)
+    result = compare_tables(tmp_path / "a" / name, tmp_path / "b" / name, "a", "b")
+    assert result.verdict == DIFFERENT, result
+    (tmp_path / "b" / name).write_text(text_a)  # negative control: the same text
+    assert compare_tables(tmp_path / "a" / name, tmp_path / "b" / name, "a", "b").verdict == IDENTICAL
