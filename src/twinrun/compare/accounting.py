@@ -90,13 +90,28 @@ def mask_spans(x: str, y: str, spans: Iterable[Span]) -> tuple[str, str, Counter
     matched text differs between the lines are counted (one per differing occurrence)."""
     found: Counter[str] = Counter()
     for pattern, name in spans:
-        ma, mb = pattern.findall(x), pattern.findall(y)
-        differing = sum(1 for p, q in zip(ma, mb, strict=False) if p != q) + abs(len(ma) - len(mb))
+        ma, mb = list(pattern.finditer(x)), list(pattern.finditer(y))
+        if not (ma or mb):
+            continue
+        differing = sum(1 for p, q in zip(ma, mb, strict=False) if p.group() != q.group())
+        differing += abs(len(ma) - len(mb))
         if differing:
             found[name] += differing
-            token = f"\0{name}\0"
-            x, y = pattern.sub(token, x), pattern.sub(token, y)
+        token = f"\0{name}\0"
+        x, y = _replace(x, ma, token), _replace(y, mb, token)
     return x, y, found
+
+
+def _replace(text: str, matches: list[re.Match[str]], token: str) -> str:
+    """``text`` with each match replaced by ``token`` (one pass over the matches already found)."""
+    if not matches:
+        return text
+    parts, at = [], 0
+    for m in matches:
+        parts += [text[at : m.start()], token]
+        at = m.end()
+    parts.append(text[at:])
+    return "".join(parts)
 
 
 def excuse_by_spans(spans: Sequence[Span]) -> Excuse:

@@ -15,8 +15,19 @@ import io
 import re
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 
-from twinrun.compare.accounting import PATH, WALL_CLOCK, Excuse, Span, excuse_by_spans, mask_spans
+from twinrun.compare import artifacts as kinds
+from twinrun.compare.accounting import (
+    PATH,
+    WALL_CLOCK,
+    Excuse,
+    Span,
+    account_lines,
+    excuse_by_spans,
+    mask_spans,
+    read_texts,
+)
 from twinrun.compare.run_reader import LOG_PATTERNS, MAX_NORMALIZED_LINE, PathMask
 from twinrun.compare.tables import is_wall_clock
 
@@ -151,3 +162,26 @@ def csv_excuse(mask: PathMask, header: str, delimiter: str) -> Excuse:
         return found or None
 
     return excuse
+
+
+def account_text(
+    kind: str, hydra_record: bool, pa: Path, pb: Path, shown_a: str, shown_b: str, mask: PathMask
+) -> Counter[str] | str:
+    """The volatile fields that explain every differing line of two text files of one kind, or the first
+    difference none explains."""
+    texts = read_texts(pa, pb, shown_a, shown_b)
+    if texts is None:
+        return "not UTF-8 text"
+    suffix = pa.suffix.lower()
+    if kind == kinds.LOG:
+        excuse = log_excuse(mask)
+    elif kind == kinds.CONFIG:
+        excuse = yaml_excuse(mask, hydra_record)
+    elif suffix in (".csv", ".tsv"):
+        header = texts[0].splitlines()[0] if texts[0] else ""
+        excuse = csv_excuse(mask, header, "\t" if suffix == ".tsv" else ",")
+    elif kind in (kinds.TABLE, kinds.MANIFEST, kinds.METRICS, kinds.TRACE):
+        excuse = json_excuse(mask)
+    else:
+        return "compared by bytes"
+    return account_lines(*texts, excuse)

@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from twinrun.compare import artifacts as kinds
-from twinrun.compare.accounting import Bytes, account_lines, compare_file_bytes, describe, read_texts
+from twinrun.compare.accounting import Bytes, compare_file_bytes, describe
 from twinrun.compare.artifacts import Artifact
 from twinrun.compare.report_model import (
     DIFFERENT,
     IDENTICAL,
-    LineDiff,
     LogDiff,
     WeightsSection,
     lines_differ,
@@ -37,7 +36,7 @@ from twinrun.compare.run_reader import (
     read_yaml,
     unreadable_reason,
 )
-from twinrun.compare.sections import ABSENT, diff_lines, differing_keys
+from twinrun.compare.sections import ABSENT, diff_lines, differing_keys, line_count, raw_log_diff
 from twinrun.config import canonicalize, flatten
 
 HYDRA_RECORD = f"{HYDRA_DIR}/hydra.yaml"
@@ -92,6 +91,10 @@ def compare_artifact(art: Artifact, ctx: Context) -> Outcome:
     raw = _raw_bytes(art, ctx)
     if raw.identical:
         return _byte_identical(art, raw)
+    if art.kind == kinds.LOG:  # the accountant excuses what the normalizer replaces: one pass, not two
+        found = account(art, ctx)
+        if not isinstance(found, str) and found:
+            return _excused_log(art, found)
     outcome = _judge(art, ctx)
     if outcome.verdict != IDENTICAL:
         return outcome
@@ -101,7 +104,7 @@ def compare_artifact(art: Artifact, ctx: Context) -> Outcome:
         outcome.verdict, outcome.masked = DIFFERENT, Counter()
         outcome.detail = f"{raw.detail}: {reason} (its reader sees no difference: the bytes decide)"
         if outcome.log is not None:
-            outcome.log = _raw_log_diff(art, ctx, outcome.log)
+            outcome.log = raw_log_diff(ctx.a.file(art.key), ctx.b.file(art.key), outcome.log)
         return outcome
     outcome.masked = found
     outcome.detail += f"; masked: {describe(found)}"
@@ -131,16 +134,17 @@ def _byte_identical(art: Artifact, raw: Bytes) -> Outcome:
     """Identical bytes: identical, without a reader (a log still counts its lines for the logs section)."""
     outcome = Outcome(IDENTICAL, raw.detail, 0, by_bytes=True)
     if art.kind == kinds.LOG:
-        lines = raw.newlines + (1 if raw.size and not _ends_with_newline(art.a[0]) else 0)
+        lines = line_count(art.a[0])
         outcome.log = LogDiff(art.key, art.key, lines, lines, 0, None)
         outcome.units = lines
     return outcome
 
 
-def _ends_with_newline(path: Path) -> bool:
-    with path.open("rb") as f:
-        f.seek(-1, 2)
-        return f.read(1) in (b"\n", b"\r")
+def _excused_log(art: Artifact, found: Counter[str]) -> Outcome:
+    lines = line_count(art.a[0])
+    outcome = Outcome(IDENTICAL, f"{plural(lines, 'line')} identical; masked: {describe(found)}", lines)
+    outcome.log, outcome.masked = LogDiff(art.key, art.key, lines, lines, 0, None), found
+    return outcome
 
 
 def _judge(art: Artifact, ctx: Context) -> Outcome:
@@ -174,34 +178,10 @@ def _judge(art: Artifact, ctx: Context) -> Outcome:
 
 def account(art: Artifact, ctx: Context) -> Counter[str] | str:
     """The volatile fields that explain every differing byte of a text artifact, or why none can."""
-    from twinrun.compare import excuses
+    from twinrun.compare.excuses import account_text
 
-    (pa, *_), (pb, *_) = art.a, art.b
-    texts = read_texts(pa, pb, ctx.a.show(art.key), ctx.b.show(art.key))
-    if texts is None:
-        return "not UTF-8 text"
-    suffix = pa.suffix.lower()
-    if art.kind == kinds.LOG:
-        excuse = excuses.log_excuse(ctx.mask)
-    elif art.kind == kinds.CONFIG:
-        excuse = excuses.yaml_excuse(ctx.mask, hydra_record=art.key == HYDRA_RECORD)
-    elif suffix in (".csv", ".tsv"):
-        header = texts[0].splitlines()[0] if texts[0] else ""
-        excuse = excuses.csv_excuse(ctx.mask, header, "\t" if suffix == ".tsv" else ",")
-    elif art.kind in (kinds.TABLE, kinds.MANIFEST, kinds.METRICS, kinds.TRACE):
-        excuse = excuses.json_excuse(ctx.mask)
-    else:
-        return "compared by bytes"
-    return account_lines(*texts, excuse)
-
-
-def _raw_log_diff(art: Artifact, ctx: Context, diff: LogDiff) -> LogDiff:
-    """The first line whose raw text differs (a log whose bytes, not its normalized lines, differ)."""
-    la = ctx.a.file(art.key).read_bytes().decode("utf-8", "replace").splitlines(keepends=True)
-    lb = ctx.b.file(art.key).read_bytes().decode("utf-8", "replace").splitlines(keepends=True)
-    index = next((i for i, (x, y) in enumerate(zip(la, lb, strict=False)) if x != y), min(len(la), len(lb)))
-    shown = [lines[index].rstrip("\r\n") if index < len(lines) else None for lines in (la, lb)]
-    return LogDiff(diff.name_a, diff.name_b, diff.lines_a, diff.lines_b, 1, LineDiff(index + 1, *shown))
+    shown = ctx.a.show(art.key), ctx.b.show(art.key)
+    return account_text(art.kind, art.key == HYDRA_RECORD, art.a[0], art.b[0], *shown, ctx.mask)
 
 
 def compare_bytes(pa: Path, pb: Path, shown_a: str, shown_b: str) -> Outcome:

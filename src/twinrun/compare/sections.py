@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any, TypeVar
 
 from twinrun.compare.report_model import (
@@ -15,6 +16,7 @@ from twinrun.compare.report_model import (
     NOT_COMPARED,
     EnvironmentSection,
     LineDiff,
+    LogDiff,
     MetricsSection,
     Mismatch,
     RowDiff,
@@ -111,6 +113,24 @@ def diff_lines(la: list[str], lb: list[str]) -> tuple[int, LineDiff | None]:
             count += 1
             first = first or LineDiff(i + 1, x, y)
     return count, first
+
+
+def line_count(path: Path) -> int:
+    """The lines of a file (a last line without its newline counts), read in chunks."""
+    count = last = 0
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            count, last = count + chunk.count(b"\n"), chunk[-1]
+    return count + (1 if last and last not in b"\n\r" else 0)
+
+
+def raw_log_diff(pa: Path, pb: Path, diff: LogDiff) -> LogDiff:
+    """``diff`` naming the first line whose raw text differs (the bytes, not the normalized lines)."""
+    la = pa.read_bytes().decode("utf-8", "replace").splitlines(keepends=True)
+    lb = pb.read_bytes().decode("utf-8", "replace").splitlines(keepends=True)
+    index = next((i for i, (x, y) in enumerate(zip(la, lb, strict=False)) if x != y), min(len(la), len(lb)))
+    shown = [lines[index].rstrip("\r\n") if index < len(lines) else None for lines in (la, lb)]
+    return LogDiff(diff.name_a, diff.name_b, diff.lines_a, diff.lines_b, 1, LineDiff(index + 1, *shown))
 
 
 _HEX_FLOAT = re.compile(
