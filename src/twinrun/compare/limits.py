@@ -83,9 +83,24 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def loads_json(text: str) -> Any:
     """``json.loads`` with duplicate keys refused, exact numbers kept, and depth bounded."""
     try:
-        return json.loads(text, object_pairs_hook=_pairs, parse_float=_parse_float, parse_int=_parse_int)
+        value = json.loads(text, object_pairs_hook=_pairs, parse_float=_parse_float, parse_int=_parse_int)
     except RecursionError:
         raise LimitError("nested deeper than Python's parser allows") from None
+    _check_depth(value)
+    return value
+
+
+def _check_depth(value: Any) -> None:
+    """Refuse a document nested deeper than ``MAX_DEPTH``: whatever walks it later recurses."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise LimitError(f"nested deeper than {MAX_DEPTH} levels")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
 
 
 def duplicate_line(text: str, key: str) -> int | None:

@@ -24,3 +24,12 @@ def test_distinct_yaml_keys_and_merge_overrides_are_not_duplicates() -> None:
 def test_a_json_key_written_twice_is_refused() -> None:
     with pytest.raises(DuplicateKeyError):
         loads_json('{"a": 1, "a": 1}')
+
+
+def test_json_nested_past_the_bound_is_refused_before_anything_walks_it() -> None:
+    from twinrun.compare.limits import MAX_DEPTH, LimitError
+
+    assert loads_json("[" * MAX_DEPTH + "]" * MAX_DEPTH)  # at the bound: fine
+    for text in ("[" * 600 + "]" * 600, '{"a": ' * 600 + "1" + "}" * 600):
+        with pytest.raises(LimitError, match="nested deeper than"):
+            loads_json(text)
