@@ -184,4 +184,3 @@ def apply(run: Path, name: str) -> str:
     rel = tensorboard_file(run) if rel == "{tensorboard}" else rel
     damage(run / rel)
     return rel
-

@@ -45,9 +45,7 @@ Span = tuple["re.Pattern[str]", str]  # a pattern whose matches are one named fi
 def describe(masked: Counter[str] | dict[str, int]) -> str:
     """``3 wall-clock fields, 2 paths``: what was excused, in the order of :data:`FIELDS`."""
     names = [*FIELDS, *sorted(k for k in masked if k not in FIELDS)]
-    return ", ".join(
-        plural(masked[n], n, FIELDS.get(n, n + "s")) for n in names if masked.get(n)
-    )
+    return ", ".join(plural(masked[n], n, FIELDS.get(n, n + "s")) for n in names if masked.get(n))
 
 
 @dataclass

@@ -63,8 +63,11 @@ def account_png(chunks_a: list[Chunk] | None, chunks_b: list[Chunk] | None) -> C
     if chunks_a is None or chunks_b is None:
         return "not a well-formed PNG"
     if [k for k, _ in chunks_a] != [k for k, _ in chunks_b]:
-        return "the PNG chunks differ: " + " ".join(k.decode("latin-1") for k, _ in chunks_a) + " vs " + (
-            " ".join(k.decode("latin-1") for k, _ in chunks_b)
+        return (
+            "the PNG chunks differ: "
+            + " ".join(k.decode("latin-1") for k, _ in chunks_a)
+            + " vs "
+            + (" ".join(k.decode("latin-1") for k, _ in chunks_b))
         )
     found: Counter[str] = Counter()
     for (kind, a), (_, b) in zip(chunks_a, chunks_b, strict=True):
@@ -138,7 +141,10 @@ def compare_images(
     found = account_png(chunks_a, chunks_b)
     if not isinstance(found, str) and found:
         return IDENTICAL, f"{size[0]}x{size[1]} picture identical" if size else "identical", pixels, found
-    (mode_a, size_a, frames_a), (mode_b, size_b, frames_b) = _header(path_a, shown_a), _header(path_b, shown_b)
+    (mode_a, size_a, frames_a), (mode_b, size_b, frames_b) = (
+        _header(path_a, shown_a),
+        _header(path_b, shown_b),
+    )
     if (mode_a, size_a) != (mode_b, size_b):
         return DIFFERENT, f"size or mode differs: {size_a} {mode_a} vs {size_b} {mode_b}", 0, Counter()
     if frames_a != frames_b:
@@ -149,7 +155,12 @@ def compare_images(
         return DIFFERENT, f"{why}; {size_a[0]}x{size_a[1]} pixels, too many to decode", pixels, Counter()
     pa, pb = decode(path_a, shown_a), decode(path_b, shown_b)
     if pa.shape != pb.shape or pa.dtype != pb.dtype:
-        return DIFFERENT, f"size or mode differs: {pa.shape} {pa.dtype} vs {pb.shape} {pb.dtype}", 0, Counter()
+        return (
+            DIFFERENT,
+            f"size or mode differs: {pa.shape} {pa.dtype} vs {pb.shape} {pb.dtype}",
+            0,
+            Counter(),
+        )
     if not np.array_equal(pa, pb):
         return DIFFERENT, _pixel_detail(pa, pb), pixels, Counter()
     return DIFFERENT, f"the first frame's pixels are identical but {why}", pixels, Counter()

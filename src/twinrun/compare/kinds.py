@@ -19,10 +19,12 @@ from twinrun.compare.artifacts import Artifact
 from twinrun.compare.report_model import (
     DIFFERENT,
     IDENTICAL,
+    LineDiff,
     LogDiff,
     WeightsSection,
     lines_differ,
     plural,
+    shorten,
     show_value,
 )
 from twinrun.compare.run_reader import (
@@ -34,12 +36,12 @@ from twinrun.compare.run_reader import (
     comparable_overrides,
     read_log,
     read_yaml,
-    unreadable_reason,
 )
 from twinrun.compare.sections import ABSENT, diff_lines, differing_keys, line_count, raw_log_diff
 from twinrun.config import canonicalize, flatten
 
 HYDRA_RECORD = f"{HYDRA_DIR}/hydra.yaml"
+SHOWN_LINE = 4096  # characters of a differing log line a report keeps
 
 
 @dataclass
@@ -251,7 +253,8 @@ def _typed_keys(tree: Any) -> Any:
     """Mappings whose non-string keys say their type: YAML ``1:`` and ``'1':`` are two keys."""
     if isinstance(tree, dict):
         return {
-            (k if isinstance(k, str) else f"{k!r} ({type(k).__name__})"): _typed_keys(v) for k, v in tree.items()
+            (k if isinstance(k, str) else f"{k!r} ({type(k).__name__})"): _typed_keys(v)
+            for k, v in tree.items()
         }
     if isinstance(tree, list):
         return [_typed_keys(v) for v in tree]
@@ -276,6 +279,8 @@ def _config(rel: str, ctx: Context) -> Outcome:
 def _log(rel: str, ctx: Context) -> Outcome:
     la, lb = read_log(ctx.a, rel, ctx.mask), read_log(ctx.b, rel, ctx.mask)
     count, first = diff_lines(la, lb)
+    if first is not None:  # a report never carries a 300 MB line
+        first = LineDiff(first.line, *(shorten(x, SHOWN_LINE) if x else x for x in (first.a, first.b)))
     diff = LogDiff(rel, rel, len(la), len(lb), count, first)
     set_a, set_b = set(la), set(lb)
     only = ([x for x in la if x not in set_b], [x for x in lb if x not in set_a])

@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from twinrun.compare import artifacts as kinds
+from twinrun.compare.accounting import compare_file_bytes, describe
 from twinrun.compare.artifacts import DEFAULT_IGNORE, Artifact, check_has_output, match, project_ignore, walk
 from twinrun.compare.divergence import find_divergence, trace_section
 from twinrun.compare.hints import find_hints
-from twinrun.compare.accounting import compare_file_bytes, describe
 from twinrun.compare.kinds import Context, Outcome, account, compare_artifact, masked
 from twinrun.compare.report_model import (
     DIFFERENT,

@@ -28,7 +28,7 @@ Record = tuple[bytes, bytes]  # (framing: length and both CRCs, the serialized E
 
 def available() -> bool:
     try:
-        import tensorboard.compat.proto.event_pb2  # noqa: F401
+        import tensorboard.compat.proto.event_pb2
         import tensorboard.util.tensor_util  # noqa: F401
     except ImportError:
         return False

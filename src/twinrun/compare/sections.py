@@ -23,6 +23,7 @@ from twinrun.compare.report_model import (
     Section,
     ValueDiff,
     plural,
+    shorten,
 )
 from twinrun.compare.run_reader import RunDir, UnusableRunError, read_json, read_jsonl
 from twinrun.config import VOLATILE_PATTERNS, flatten, is_volatile
@@ -129,7 +130,7 @@ def raw_log_diff(pa: Path, pb: Path, diff: LogDiff) -> LogDiff:
     la = pa.read_bytes().decode("utf-8", "replace").splitlines(keepends=True)
     lb = pb.read_bytes().decode("utf-8", "replace").splitlines(keepends=True)
     index = next((i for i, (x, y) in enumerate(zip(la, lb, strict=False)) if x != y), min(len(la), len(lb)))
-    shown = [lines[index].rstrip("\r\n") if index < len(lines) else None for lines in (la, lb)]
+    shown = [shorten(lines[index].rstrip("\r\n"), 4096) if index < len(lines) else None for lines in (la, lb)]
     return LogDiff(diff.name_a, diff.name_b, diff.lines_a, diff.lines_b, 1, LineDiff(index + 1, *shown))
 
 

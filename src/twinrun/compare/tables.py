@@ -172,7 +172,9 @@ def compare_tables(
         wall.update(k for k in changed if is_wall_clock(k))
         # Flat keys can collide ({"a.b": 1} and {"a": {"b": 1}}; [5] and [{"value": 5}]): the rows as
         # read decide too.
-        shape = not same_value(_decisive_part(read_a[index - 1], mask), _decisive_part(read_b[index - 1], mask))
+        shape = not same_value(
+            _decisive_part(read_a[index - 1], mask), _decisive_part(read_b[index - 1], mask)
+        )
         if decisive or shape:
             differing_rows += 1
             if not first and decisive:

@@ -52,7 +52,10 @@ def test_a_truncated_prefix_of_its_twin_is_different(tmp_path: Path, cut: int) -
     (tmp_path / "a").write_bytes(data)
     (tmp_path / "b").write_bytes(data[:cut])
     raw = compare_file_bytes(tmp_path / "a", tmp_path / "b", "a", "b")
-    assert not raw.identical and raw.detail == f"first differing byte at offset {cut}; sizes {2 * CHUNK} vs {cut}"
+    assert (
+        not raw.identical
+        and raw.detail == f"first differing byte at offset {cut}; sizes {2 * CHUNK} vs {cut}"
+    )
 
 
 def test_files_compared_by_bytes_in_a_run(twins: tuple[Path, Path]) -> None:
@@ -77,7 +80,10 @@ def test_describe_names_each_field_in_order() -> None:
 def test_account_lines_needs_every_differing_line_excused() -> None:
     excuse = excuse_by_spans([(MASK._pattern, PATH)])
     assert account_lines("x /runs/a\ny\n", "x /runs/b\ny\n", excuse) == Counter({PATH: 1})
-    assert account_lines("x /runs/a\ny\n", "x /runs/b\nz\n", excuse) == "line 2 differs outside any volatile field"
+    assert (
+        account_lines("x /runs/a\ny\n", "x /runs/b\nz\n", excuse)
+        == "line 2 differs outside any volatile field"
+    )
     assert account_lines("x\n", "x\r\n", excuse) == "line 1: the line endings differ"
     assert account_lines("x\n", "x\nx\n", excuse) == "RUN_A has 1 line, RUN_B 2"
     assert account_lines("x", "x\n", excuse) == "line 1: the line endings differ"
@@ -175,8 +181,8 @@ def test_a_duplicate_yaml_key_makes_the_run_unusable(twins: tuple[Path, Path]) -
 
 
 def test_metrics_nan_of_another_sign_is_a_difference(twins: tuple[Path, Path]) -> None:
-    from twinrun.compare.sections import as_decimal, compare_metrics
     from twinrun.compare.run_reader import open_run
+    from twinrun.compare.sections import as_decimal, compare_metrics
     from twinrun.record import runs
 
     a, b = twins

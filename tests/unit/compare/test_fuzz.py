@@ -160,7 +160,10 @@ def test_hostile_files_give_a_verdict_or_one_line(
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
     assert code in (0, 1, 2)
-    assert code != 0 or benign == data, (rel, data[:80])  # a hostile file against a benign one is never identical
+    assert code != 0 or benign == data, (
+        rel,
+        data[:80],
+    )  # a hostile file against a benign one is never identical
     assert peak < 10 * size + BUDGET, (rel, peak)
     assert not _outside(opened, [a, b, Path.cwd()]), _outside(opened, [a, b, Path.cwd()])
     shutil.rmtree(root)

@@ -177,7 +177,9 @@ def test_tensorboard_scalars_by_folder(template_twins: tuple[Path, Path]) -> Non
     assert report.exit_code == 1 and "train/loss at step 1" in report.sections["scalars"].differing[0]
 
 
-def test_tensorboard_without_its_package_the_bytes_decide(template_twins: tuple[Path, Path], monkeypatch) -> None:
+def test_tensorboard_without_its_package_the_bytes_decide(
+    template_twins: tuple[Path, Path], monkeypatch
+) -> None:
     from twinrun.compare import scalars
 
     a, b = template_twins
