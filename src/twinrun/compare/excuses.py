@@ -24,7 +24,6 @@ from twinrun.compare.accounting import (
     Excuse,
     Span,
     account_lines,
-    excuse_by_spans,
     mask_spans,
     read_texts,
 )
@@ -52,14 +51,30 @@ def path_spans(mask: PathMask) -> list[Span]:
 
 
 def log_excuse(mask: PathMask) -> Excuse:
-    """Paths, then what the log normalizer replaces (times, durations, rates); long lines: bytes."""
-    spans = [*path_spans(mask), *((p, WALL_CLOCK) for p in LOG_PATTERNS)]
-    by_spans = excuse_by_spans(spans)
+    """Paths and what the log normalizer replaces (times, durations, clocks, rates), found in one scan
+    of each line; lines over ``MAX_NORMALIZED_LINE`` are compared by their bytes."""
+    path = getattr(mask, "_pattern", None)
+    parts = [f"(?P<path>{path.pattern})"] if path is not None else []
+    parts += [f"(?:{p.pattern})" for p in LOG_PATTERNS]
+    fields = re.compile("|".join(parts))
 
     def excuse(x: str, y: str) -> Counter[str] | None:
         if max(len(x), len(y)) > MAX_NORMALIZED_LINE:
             return None
-        return by_spans(x, y)
+        ma, mb = list(fields.finditer(x)), list(fields.finditer(y))
+        if len(ma) != len(mb):
+            return None
+        found: Counter[str] = Counter()
+        at_x = at_y = 0
+        for p, q in zip(ma, mb, strict=True):
+            if x[at_x : p.start()] != y[at_y : q.start()] or (p.lastgroup == "path") != (
+                q.lastgroup == "path"
+            ):
+                return None  # text between the fields differs, or one field stands for another
+            if p.group() != q.group():
+                found[PATH if p.lastgroup == "path" else WALL_CLOCK] += 1
+            at_x, at_y = p.end(), q.end()
+        return found if found and x[at_x:] == y[at_y:] else None
 
     return excuse
 
