@@ -150,7 +150,8 @@ def compare_images(
     if frames_a != frames_b:
         return DIFFERENT, f"RUN_A has {plural(frames_a, 'frame')}, RUN_B {frames_b}", 0, Counter()
     pixels = size_a[0] * size_a[1]
-    why = found if isinstance(found, str) else raw.detail
+    png = chunks_a is not None or chunks_b is not None  # a JPEG pair: its bytes say where
+    why = found if isinstance(found, str) and png else raw.detail
     if pixels > MAX_DECODED_PIXELS or mode_a == "?":
         return DIFFERENT, f"{why}; {size_a[0]}x{size_a[1]} pixels, too many to decode", pixels, Counter()
     pa, pb = decode(path_a, shown_a), decode(path_b, shown_b)

@@ -152,3 +152,12 @@ def test_a_file_that_is_no_picture_is_unusable(tmp_path: Path) -> None:
     (tmp_path / "b.png").write_bytes(b"not a png")
     with pytest.raises(UnusableRunError, match=r"b\.png cannot be decoded as an image"):
         compare_images(tmp_path / "a.png", tmp_path / "b.png", "a.png", "b.png")
+
+
+def test_jpegs_that_differ_in_bytes_only_are_different(tmp_path: Path) -> None:
+    verdict, detail, _, masked = _pair(
+        tmp_path,
+        lambda p: Image.fromarray(GREY).save(p, format="JPEG", quality=90, comment=b"a"),
+        lambda p: Image.fromarray(GREY).save(p, format="JPEG", quality=90, comment=b"b"),
+    )
+    assert verdict == DIFFERENT and not masked and "first differing byte at offset" in detail
