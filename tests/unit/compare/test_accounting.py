@@ -194,3 +194,34 @@ def test_metrics_nan_of_another_sign_is_a_difference(twins: tuple[Path, Path]) -
     assert as_decimal(negative) != as_decimal(negative)  # a NaN, shown as one
     runs.write_jsonl(b / "metrics.jsonl", [{"epoch": 1, "step": 1, "loss": nan}])
     assert compare_metrics(open_run(a), open_run(b)).status == IDENTICAL  # negative control
+
+
+def test_a_tensor_reader_that_names_its_masked_fields_is_held_to_the_byte_rule(
+    twins: tuple[Path, Path], monkeypatch
+) -> None:
+    """The extension point for the torch/pickle readers: ``section.masked`` (field -> count)."""
+    import torch
+
+    from twinrun.compare import tensors
+    from twinrun.compare.accounting import RESOLVER_CACHE
+
+    a, b = twins
+    for run, pad in ((a, 0), (b, 1)):
+        torch.save({"w": torch.ones(2), "pad": "x" * pad}, run / "state.pt")
+    real = tensors.compare_tensor_pair
+
+    def reading(found: Counter[str] | None):
+        def pair(*args, **kwargs):
+            sec = real(*args, **kwargs)
+            sec.status, sec.masked = IDENTICAL, found  # the reader "sees" no difference
+            return sec
+
+        return pair
+
+    monkeypatch.setattr(tensors, "compare_tensor_pair", reading(Counter()))
+    entry = _entry(compare_runs(a, b), "state.pt")
+    assert entry.verdict == DIFFERENT and "the bytes decide" in entry.detail
+    monkeypatch.setattr(tensors, "compare_tensor_pair", reading(Counter({RESOLVER_CACHE: 1})))
+    entry = _entry(compare_runs(a, b), "state.pt")
+    assert (entry.verdict, entry.masked) == (IDENTICAL, {RESOLVER_CACHE: 1})
+    assert "masked: 1 resolver cache" in entry.detail
