@@ -1,6 +1,6 @@
 """``python -m benchmarks``: twinrun's figures, measured side by side in one run, as one table.
 
-    python -m benchmarks [--quick] [--only epoch,trace,twins,compare,suite,mnist] [--repeat N]
+    python -m benchmarks [--quick] [--only epoch,trace,twins,compare,logs,suite,mnist] [--repeat N]
                          [--compare-mb MB] [--suite-args "tests/unit -q"] [--threads N] [--profile]
                          [--output PATH]
 
@@ -10,6 +10,7 @@ Parts (``--only`` selects, comma-separated; default all):
   trace    per-step trace on vs off (alternating blocks of steps in one run), both trainers
   twins    one twin check per trainer at the suite's test size
   compare  ``twinrun compare`` throughput and peak RSS (via ``benchmarks/bench_compare.py``)
+  logs     ``compare`` on twin logs (normalized and accounted) and on one huge line, MB/s
   suite    ``pytest -n auto`` vs ``pytest -n 0`` wall time
   mnist    classifier accuracy and epoch time on real MNIST digits (skipped without them)
 
@@ -34,7 +35,7 @@ from pathlib import Path
 from benchmarks.common import Context, sizes_for
 from benchmarks.table import Row, render
 
-PARTS = ("epoch", "trace", "twins", "compare", "suite", "mnist")
+PARTS = ("epoch", "trace", "twins", "compare", "logs", "suite", "mnist")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -48,6 +49,8 @@ def _runner(part: str) -> Callable[[Context], list[Row]]:
         from benchmarks.twin_cost import run
     elif part == "compare":
         from benchmarks.compare_cost import run
+    elif part == "logs":
+        from benchmarks.log_cost import run
     elif part == "suite":
         from benchmarks.suite_time import run
     else:

@@ -164,10 +164,10 @@ def make_run(
     if hydra:
         hydra_dir = path / ".hydra"
         hydra_dir.mkdir(exist_ok=True)
-        full = {**config, "data": {**config.get("data", {}), "root": f"/tmp/data-{jitter}"}}
+        full = {**config, "data": {**config.get("data", {}), "root": "/tmp/data"}}
         (hydra_dir / "config.yaml").write_text(yaml.safe_dump(full))
         (hydra_dir / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"run": {"dir": str(path)}}}))
-        default_overrides = ["seed=0", f"hydra.run.dir={path}", f"data.root=/tmp/data-{jitter}"]
+        default_overrides = ["seed=0", f"hydra.run.dir={path}", "data.root=/tmp/data"]
         (hydra_dir / "overrides.yaml").write_text(yaml.safe_dump(overrides or default_overrides))
     if log:
         (path / f"{LOG_NAME}.log").write_text(log_text(path, jitter))
@@ -176,21 +176,29 @@ def make_run(
     if trace:
         runs.write_jsonl(path / runs.TRACE, trace_rows())
     runs.write_json(path / runs.ENV, environment() if env is None else env)
-    write_png(path / runs.IMAGES / "samples.png", compress_level=jitter % 10)
+    write_png(path / runs.IMAGES / "samples.png", stamp=jitter)
     return path
 
 
-def write_png(path: Path, *, compress_level: int = 6, pixel: int | None = None) -> None:
-    """An 8x6 grey picture; ``compress_level`` changes the bytes but not the pixels (compared decoded);
+def write_png(
+    path: Path, *, compress_level: int = 6, pixel: int | None = None, stamp: int | None = None
+) -> None:
+    """An 8x6 grey picture; ``compress_level`` changes the bytes but not the pixels (a difference: the
+    bytes decide); ``stamp`` writes a ``tIME`` chunk (a wall-clock field the comparer may excuse);
     ``pixel`` sets pixel (3, 2) to another value."""
+    import struct
+
     import numpy as np
-    from PIL import Image
+    from PIL import Image, PngImagePlugin
 
     pixels = (np.arange(48, dtype=np.uint8) * 5).reshape(6, 8)
     if pixel is not None:
         pixels[2, 3] = pixel
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pixels, mode="L").save(path, compress_level=compress_level)
+    info = PngImagePlugin.PngInfo()
+    if stamp is not None:
+        info.add(b"tIME", struct.pack(">HBBBBB", 2026, 11, 27, 23, stamp % 60, 0))
+    Image.fromarray(pixels, mode="L").save(path, compress_level=compress_level, pnginfo=info)
 
 
 def make_twins(root: Path, **kwargs: Any) -> tuple[Path, Path]:

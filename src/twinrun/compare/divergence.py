@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from twinrun.compare.report_model import DIFFERENT, IDENTICAL, Divergence, TraceSection, plural
-from twinrun.compare.sections import as_decimal
+from twinrun.compare.sections import as_decimal, same_value
 
 CONFIGURATION = "configuration"
 DATA_ORDER = "data order"
@@ -24,7 +24,12 @@ def _decimal(value: Any) -> str:
 def _rng_streams(row_a: dict[str, Any], row_b: dict[str, Any]) -> list[str]:
     rng_a, rng_b = row_a.get("rng") or {}, row_b.get("rng") or {}
     names = list(rng_a) + [k for k in rng_b if k not in rng_a]
-    return [k for k in names if rng_a.get(k) != rng_b.get(k)]
+    return [k for k in names if (k in rng_a) != (k in rng_b) or not same_value(rng_a.get(k), rng_b.get(k))]
+
+
+def _differ(row_a: dict[str, Any], row_b: dict[str, Any], key: str) -> bool:
+    """Typed: ``true`` is not ``1`` and ``2.0`` is not ``2`` (Python's ``==`` says they are)."""
+    return (key in row_a) != (key in row_b) or not same_value(row_a.get(key), row_b.get(key))
 
 
 def _first_parameter(
@@ -37,10 +42,10 @@ def _first_parameter(
     """
     for row_a, row_b in zip(rows_a[start:], rows_b[start:], strict=False):
         pa, pb = row_a.get("params"), row_b.get("params")
-        if pa is None or pb is None or pa == pb:
+        if pa is None or pb is None or same_value(pa, pb):
             continue
         for name in [*pa, *(k for k in pb if k not in pa)]:
-            if pa.get(name) != pb.get(name):
+            if _differ(pa, pb, name):
                 return name, row_a.get("step")
     return None, None
 
@@ -67,13 +72,13 @@ def find_divergence(
         keys = ", ".join((config_keys or [])[:3])
         config_note = "; the configurations differ" + (f" ({keys})" if keys else "")
     for index, (row_a, row_b) in enumerate(zip(rows_a, rows_b, strict=False)):
-        if row_a == row_b:
+        if same_value(row_a, row_b):
             continue
         step, epoch = row_a.get("step"), row_a.get("epoch")
         streams = _rng_streams(row_a, row_b)
         parameter, parameter_step = _first_parameter(rows_a, rows_b, index)
         what: list[str] = []
-        if row_a.get("step") != row_b.get("step"):
+        if _differ(row_a, row_b, "step"):
             cause = CONFIGURATION if config_differs else LENGTH
             what.append(f"step numbers differ ({row_a.get('step')} vs {row_b.get('step')})")
         elif config_differs:
@@ -86,17 +91,17 @@ def find_divergence(
                 "the runs start from different random states (the model's initial weights and anything "
                 "else drawn before training may differ); seed before the model is built"
             )
-        elif row_a.get("batch") != row_b.get("batch") or row_a.get("epoch") != row_b.get("epoch"):
+        elif _differ(row_a, row_b, "batch") or _differ(row_a, row_b, "epoch"):
             cause = DATA_ORDER
         elif streams:
             cause = RNG_STREAM
         else:
             cause = COMPUTATION
-        if row_a.get("batch") != row_b.get("batch"):
+        if _differ(row_a, row_b, "batch"):
             what.append("the batch's sample indices differ")
         if streams:
             what.append(f"RNG state before the step differs ({', '.join(streams)})")
-        if row_a.get("loss") != row_b.get("loss"):
+        if _differ(row_a, row_b, "loss"):
             what.append(f"loss differs: {_decimal(row_a.get('loss'))} vs {_decimal(row_b.get('loss'))}")
         if parameter is not None:
             what.append(f"parameter {parameter} differs at step {parameter_step}")

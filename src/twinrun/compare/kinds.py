@@ -7,20 +7,24 @@ files, YAML configs, logs, tables, TensorBoard scalars, images, and any other fi
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from twinrun.compare import artifacts as kinds
+from twinrun.compare.accounting import Bytes, compare_file_bytes, describe
 from twinrun.compare.artifacts import Artifact
 from twinrun.compare.report_model import (
     DIFFERENT,
     IDENTICAL,
+    LineDiff,
     LogDiff,
     WeightsSection,
     lines_differ,
     plural,
+    shorten,
     show_value,
 )
 from twinrun.compare.run_reader import (
@@ -32,13 +36,12 @@ from twinrun.compare.run_reader import (
     comparable_overrides,
     read_log,
     read_yaml,
-    unreadable_reason,
 )
-from twinrun.compare.sections import ABSENT, diff_lines, differing_keys
+from twinrun.compare.sections import ABSENT, diff_lines, differing_keys, line_count, raw_log_diff
 from twinrun.config import canonicalize, flatten
 
-CHUNK = 1 << 20
 HYDRA_RECORD = f"{HYDRA_DIR}/hydra.yaml"
+SHOWN_LINE = 4096  # characters of a differing log line a report keeps
 
 
 @dataclass
@@ -64,6 +67,9 @@ class Outcome:
     weights: WeightsSection | None = None  # tensor files: the full comparison
     log: LogDiff | None = None
     only_lines: tuple[list[str], list[str]] = field(default_factory=lambda: ([], []))
+    # The named volatile fields the reader excused (see accounting.FIELDS): field -> occurrences.
+    masked: Counter[str] = field(default_factory=Counter)
+    by_bytes: bool = False  # identical bytes: decided without a reader
 
 
 def masked(value: Any, mask: Callable[[str], str]) -> Any:
@@ -78,7 +84,75 @@ def masked(value: Any, mask: Callable[[str], str]) -> Any:
 
 
 def compare_artifact(art: Artifact, ctx: Context) -> Outcome:
-    """Compare one artifact both runs have (one file each; event folders may hold several)."""
+    """Compare one artifact both runs have (one file each; event folders may hold several).
+
+    The byte rule (:mod:`twinrun.compare.accounting`): identical bytes are identical without reading
+    further; differing bytes are different unless the kind's reader finds no difference *and* accounts
+    for every differing byte as a named volatile field (``Outcome.masked``).
+    """
+    raw = _raw_bytes(art, ctx)
+    if raw.identical:
+        return _byte_identical(art, raw)
+    if art.kind == kinds.BYTES:  # no reader: the bytes already said it
+        return Outcome(DIFFERENT, raw.detail, raw.size)
+    if art.kind == kinds.LOG:  # the accountant excuses what the normalizer replaces: one pass, not two
+        found = account(art, ctx)
+        if not isinstance(found, str) and found:
+            return _excused_log(art, found)
+    outcome = _judge(art, ctx)
+    if outcome.verdict != IDENTICAL:
+        return outcome
+    found = outcome.masked if art.kind in SELF_ACCOUNTING else account(art, ctx)
+    if isinstance(found, str) or not found:
+        reason = found if isinstance(found, str) else "no volatile field explains the difference"
+        outcome.verdict, outcome.masked = DIFFERENT, Counter()
+        outcome.detail = f"{raw.detail}: {reason} (its reader sees no difference: the bytes decide)"
+        if outcome.log is not None:
+            outcome.log = raw_log_diff(ctx.a.file(art.key), ctx.b.file(art.key), outcome.log)
+        return outcome
+    outcome.masked = found
+    outcome.detail += f"; masked: {describe(found)}"
+    return outcome
+
+
+UNACCOUNTED = "value-compared field"  # a tensor reader that does not account for bytes yet (see _tensors)
+# Kinds whose judge reads every byte it excuses itself (tensor files, TensorBoard events, pictures).
+SELF_ACCOUNTING = (kinds.TENSORS, kinds.SCALARS, kinds.IMAGE)
+
+
+def _raw_bytes(art: Artifact, ctx: Context) -> Bytes:
+    """The artifact's files compared byte for byte (an event folder: file by file, in name order)."""
+    files_a, files_b = sorted(art.a), sorted(art.b)
+    if len(files_a) != len(files_b):
+        return Bytes(False, f"RUN_A has {len(files_a)} files, RUN_B {len(files_b)}", 0)
+    total = newlines = 0
+    for pa, pb in zip(files_a, files_b, strict=True):
+        raw = compare_file_bytes(pa, pb, ctx.a.show(art.key), ctx.b.show(art.key))
+        if not raw.identical:
+            return raw
+        total, newlines = total + raw.size, newlines + raw.newlines
+    return Bytes(True, f"{plural(total, 'byte')} identical", total, newlines)
+
+
+def _byte_identical(art: Artifact, raw: Bytes) -> Outcome:
+    """Identical bytes: identical, without a reader (a log still counts its lines for the logs section)."""
+    outcome = Outcome(IDENTICAL, raw.detail, 0, by_bytes=True)
+    if art.kind == kinds.LOG:
+        lines = line_count(art.a[0])
+        outcome.log = LogDiff(art.key, art.key, lines, lines, 0, None)
+        outcome.units = lines
+    return outcome
+
+
+def _excused_log(art: Artifact, found: Counter[str]) -> Outcome:
+    lines = line_count(art.a[0])
+    outcome = Outcome(IDENTICAL, f"{plural(lines, 'line')} identical; masked: {describe(found)}", lines)
+    outcome.log, outcome.masked = LogDiff(art.key, art.key, lines, lines, 0, None), found
+    return outcome
+
+
+def _judge(art: Artifact, ctx: Context) -> Outcome:
+    """The kind's reader on two files whose bytes differ."""
     (pa, *_), (pb, *_) = art.a, art.b
     shown_a, shown_b = ctx.a.show(art.key), ctx.b.show(art.key)
     if art.kind == kinds.TENSORS:
@@ -96,35 +170,28 @@ def compare_artifact(art: Artifact, ctx: Context) -> Outcome:
     if art.kind == kinds.SCALARS:
         from twinrun.compare.scalars import compare_scalars
 
-        return Outcome(*compare_scalars(art.a, art.b, art.key))
+        verdict, detail, units, found = compare_scalars(art.a, art.b, art.key)
+        return Outcome(verdict, detail, units, masked=found)
     if art.kind == kinds.IMAGE:
         from twinrun.compare.images import compare_images
 
-        return Outcome(*compare_images(pa, pb, shown_a, shown_b))
+        verdict, detail, units, found = compare_images(pa, pb, shown_a, shown_b)
+        return Outcome(verdict, detail, units, masked=found)
     return compare_bytes(pa, pb, shown_a, shown_b)
+
+
+def account(art: Artifact, ctx: Context) -> Counter[str] | str:
+    """The volatile fields that explain every differing byte of a text artifact, or why none can."""
+    from twinrun.compare.excuses import account_text
+
+    shown = ctx.a.show(art.key), ctx.b.show(art.key)
+    return account_text(art.kind, art.key == HYDRA_RECORD, art.a[0], art.b[0], *shown, ctx.mask)
 
 
 def compare_bytes(pa: Path, pb: Path, shown_a: str, shown_b: str) -> Outcome:
     """Streamed, chunk by chunk: equal files cost one read each; the first differing byte is named."""
-    try:
-        with pa.open("rb") as fa, pb.open("rb") as fb:
-            offset = 0
-            while True:
-                ca, cb = fa.read(CHUNK), fb.read(CHUNK)
-                if ca != cb:
-                    index = next((i for i, (x, y) in enumerate(zip(ca, cb, strict=False)) if x != y), None)
-                    where = offset + (index if index is not None else min(len(ca), len(cb)))
-                    sizes = pa.stat().st_size, pb.stat().st_size
-                    detail = f"first differing byte at offset {where}" + (
-                        f"; sizes {sizes[0]} vs {sizes[1]}" if sizes[0] != sizes[1] else ""
-                    )
-                    return Outcome(DIFFERENT, detail, offset + len(ca))
-                if not ca:
-                    return Outcome(IDENTICAL, f"{plural(offset, 'byte')} identical", offset)
-                offset += len(ca)
-    except OSError as exc:
-        shown = shown_a if exc.filename == str(pa) else shown_b
-        raise UnusableRunError(f"cannot read {shown} ({unreadable_reason(exc)})") from None
+    raw = compare_file_bytes(pa, pb, shown_a, shown_b)
+    return Outcome(IDENTICAL if raw.identical else DIFFERENT, raw.detail, raw.size)
 
 
 def _tensors(pa: Path, pb: Path, rel: str, ctx: Context) -> Outcome:
@@ -139,7 +206,13 @@ def _tensors(pa: Path, pb: Path, rel: str, ctx: Context) -> Outcome:
         outcome = compare_bytes(pa, pb, ctx.a.show(rel), ctx.b.show(rel))
         outcome.detail += " (not a tensor file: compared as bytes)"
         return outcome
-    return Outcome(sec.status, sec.summary, max(sec.tensors_a, sec.tensors_b), weights=sec)
+    # Extension point: a tensor reader names what it excused (zip timestamps, paths, resolver caches)
+    # as ``sec.masked`` (field -> count). A reader that sets none yet is trusted as before (its own
+    # reading of every value decides); one that sets it is held to the byte rule.
+    found = getattr(sec, "masked", None)
+    outcome = Outcome(sec.status, sec.summary, max(sec.tensors_a, sec.tensors_b), weights=sec)
+    outcome.masked = Counter(found) if found is not None else Counter({UNACCOUNTED: 1})
+    return outcome
 
 
 def _both_foreign(pa: Path, pb: Path, rel: str, ctx: Context) -> bool:
@@ -175,7 +248,19 @@ def comparable_yaml(run: RunDir, rel: str, mask: PathMask) -> Any:
             if isinstance(task, list)
             else masked(task, mask),
         }
-    return canonicalize(masked(tree, mask))
+    return canonicalize(_typed_keys(masked(tree, mask)))
+
+
+def _typed_keys(tree: Any) -> Any:
+    """Mappings whose non-string keys say their type: YAML ``1:`` and ``'1':`` are two keys."""
+    if isinstance(tree, dict):
+        return {
+            (k if isinstance(k, str) else f"{k!r} ({type(k).__name__})"): _typed_keys(v)
+            for k, v in tree.items()
+        }
+    if isinstance(tree, list):
+        return [_typed_keys(v) for v in tree]
+    return tree
 
 
 def _config(rel: str, ctx: Context) -> Outcome:
@@ -196,6 +281,8 @@ def _config(rel: str, ctx: Context) -> Outcome:
 def _log(rel: str, ctx: Context) -> Outcome:
     la, lb = read_log(ctx.a, rel, ctx.mask), read_log(ctx.b, rel, ctx.mask)
     count, first = diff_lines(la, lb)
+    if first is not None:  # a report never carries a 300 MB line
+        first = LineDiff(first.line, *(shorten(x, SHOWN_LINE) if x else x for x in (first.a, first.b)))
     diff = LogDiff(rel, rel, len(la), len(lb), count, first)
     set_a, set_b = set(la), set(lb)
     only = ([x for x in la if x not in set_b], [x for x in lb if x not in set_a])

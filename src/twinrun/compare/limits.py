@@ -83,9 +83,24 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def loads_json(text: str) -> Any:
     """``json.loads`` with duplicate keys refused, exact numbers kept, and depth bounded."""
     try:
-        return json.loads(text, object_pairs_hook=_pairs, parse_float=_parse_float, parse_int=_parse_int)
+        value = json.loads(text, object_pairs_hook=_pairs, parse_float=_parse_float, parse_int=_parse_int)
     except RecursionError:
         raise LimitError("nested deeper than Python's parser allows") from None
+    _check_depth(value)
+    return value
+
+
+def _check_depth(value: Any) -> None:
+    """Refuse a document nested deeper than ``MAX_DEPTH``: whatever walks it later recurses."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise LimitError(f"nested deeper than {MAX_DEPTH} levels")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
 
 
 def duplicate_line(text: str, key: str) -> int | None:
@@ -101,6 +116,23 @@ def load_yaml(text: str) -> Any:
     class BoundedLoader(yaml.SafeLoader):
         depth = 0
         aliases = 0
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            # A key written twice: which value counts is up to the reader (PyYAML keeps the last),
+            # so, as for JSON, it is bad input. Merge keys (<<) may be overridden: not counted.
+            seen: list[Any] = []
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                except TypeError:  # pragma: no cover - unhashable keys are refused by PyYAML itself
+                    duplicate = False
+                if duplicate:
+                    raise DuplicateKeyError(str(key))
+                seen.append(key)
+            return super().construct_mapping(node, deep=deep)
 
         def compose_node(self, parent: Any, index: Any) -> Any:
             if self.check_event(yaml.AliasEvent):

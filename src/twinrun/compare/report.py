@@ -191,8 +191,9 @@ def _environment_lines(s: EnvironmentSection) -> list[str]:
 
 
 def _files_lines(s: FilesSection) -> list[str]:
-    """Every file that is not identical (identical ones are counted in the summary), then the ignored."""
-    shown = [e for e in s.files if e.verdict != IDENTICAL]
+    """Every file that is not identical or had volatile fields masked (identical ones are counted in the
+    summary), then the ignored."""
+    shown = [e for e in s.files if e.verdict != IDENTICAL or e.masked]
     items = [
         f"{e.path}  [{e.kind}]  {e.verdict if e.decisive or e.verdict != DIFFERENT else 'context'}"
         + (f": {e.detail}" if e.detail else "")
@@ -230,7 +231,7 @@ def needs_details(section: Section) -> bool:
     """Sections worth a detail block: anything not identical, any section carrying notes, and the files
     section whenever a file was ignored or not compared (the report lists them)."""
     if isinstance(section, FilesSection):
-        return any(e.verdict != IDENTICAL for e in section.files)
+        return any(e.verdict != IDENTICAL or e.masked for e in section.files)
     return section.status != IDENTICAL or bool(getattr(section, "notes", None))
 
 

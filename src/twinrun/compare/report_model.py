@@ -180,6 +180,7 @@ class FileEntry:
     verdict: str  # identical | different | only in RUN_A | only in RUN_B | ignored | not compared
     detail: str = ""  # the first difference, or why it was not compared
     decisive: bool = True  # False: shown for context only (env.json, wall-clock columns)
+    masked: dict[str, int] = field(default_factory=dict)  # volatile fields excused: name -> count
 
     @property
     def differs(self) -> bool:

@@ -206,6 +206,10 @@ _RATE = re.compile(_NUMBER + r"\s?(?:it/s|s/it|samples/s|img/s|images/s|batches/
 _PAREN_DURATION = re.compile(r"\(\s*" + _NUMBER + r"\s?(?:ns|us|µs|ms|s|sec|secs|seconds|min)\s*\)")
 _DURATION = re.compile(_NUMBER + r"\s?(?:ns|us|µs|ms|s|sec|secs|seconds)\b")
 _CLOCK = re.compile(r"(?<![\w.:])\d+:\d{2}:\d{2}(?:\.\d+)?\b")
+# What normalize_log_line replaces, in its order (the byte rule counts them as wall-clock fields).
+LOG_PATTERNS = (_TIMESTAMP_PREFIX, _TIMESTAMP, _RATE, _PAREN_DURATION, _DURATION, _CLOCK)
+# Longer lines are compared as written: the normalizer's cost stays bounded (a 300 MB one-line log).
+MAX_NORMALIZED_LINE = 1 << 16
 
 
 RUN_PLACEHOLDER = "<run>"
@@ -263,6 +267,8 @@ def normalize_log_line(line: str, run_paths: Sequence[str] | PathMask = ()) -> s
     directories' own paths (``run_paths``, or a :class:`PathMask` that also masks the working
     directory) vary from run to run without saying anything about reproducibility.
     """
+    if len(line) > MAX_NORMALIZED_LINE:
+        return line
     mask = run_paths if isinstance(run_paths, PathMask) else PathMask(run_paths)
     line = mask(line)
     line = _TIMESTAMP_PREFIX.sub("", line)

@@ -16,11 +16,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from twinrun.compare import artifacts as kinds
+from twinrun.compare.accounting import compare_file_bytes, describe
 from twinrun.compare.artifacts import DEFAULT_IGNORE, Artifact, check_has_output, match, project_ignore, walk
 from twinrun.compare.divergence import find_divergence, trace_section
 from twinrun.compare.evidence import check_evidence
 from twinrun.compare.hints import find_hints
-from twinrun.compare.kinds import Context, Outcome, compare_artifact, masked
+from twinrun.compare.kinds import Context, Outcome, account, compare_artifact, masked
 from twinrun.compare.report_model import (
     DIFFERENT,
     IDENTICAL,
@@ -248,9 +249,28 @@ def _entry(art: Artifact, ctx: Context, contract: dict[str, Section]) -> tuple[F
     section = contract.get(art.kind)
     if section is not None:
         # Compared by its section (a legacy and a safetensors run compare their weights across names).
-        return FileEntry(art.key, art.kind, section.status, section.summary, section.affects_verdict), None
+        entry = FileEntry(art.key, art.kind, section.status, section.summary, section.affects_verdict)
+        if art.kind in (kinds.METRICS, kinds.TRACE) and section.status == IDENTICAL:
+            _bytes_decide(entry, art, ctx)
+        return entry, None
     outcome = compare_artifact(art, ctx)
-    return FileEntry(art.key, art.kind, outcome.verdict, outcome.detail, outcome.decisive), outcome
+    entry = FileEntry(art.key, art.kind, outcome.verdict, outcome.detail, outcome.decisive)
+    entry.masked = dict(outcome.masked)
+    return entry, outcome
+
+
+def _bytes_decide(entry: FileEntry, art: Artifact, ctx: Context) -> None:
+    """The byte rule for a contract file its section found identical: what differs must be excused."""
+    raw = compare_file_bytes(art.a[0], art.b[0], ctx.a.show(art.key), ctx.b.show(art.key))
+    if raw.identical:
+        return
+    found = account(art, ctx)
+    if isinstance(found, str):
+        entry.verdict, entry.decisive = DIFFERENT, True
+        entry.detail = f"{raw.detail}: {found} (its reader sees no difference: the bytes decide)"
+    else:
+        entry.masked = dict(found)
+        entry.detail += f"; masked: {describe(found)}"
 
 
 def _final_weights_name(run: RunDir) -> str | None:

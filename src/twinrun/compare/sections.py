@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any, TypeVar
 
 from twinrun.compare.report_model import (
@@ -15,12 +16,14 @@ from twinrun.compare.report_model import (
     NOT_COMPARED,
     EnvironmentSection,
     LineDiff,
+    LogDiff,
     MetricsSection,
     Mismatch,
     RowDiff,
     Section,
     ValueDiff,
     plural,
+    shorten,
 )
 from twinrun.compare.run_reader import RunDir, UnusableRunError, read_json, read_jsonl
 from twinrun.config import VOLATILE_PATTERNS, flatten, is_volatile
@@ -113,13 +116,37 @@ def diff_lines(la: list[str], lb: list[str]) -> tuple[int, LineDiff | None]:
     return count, first
 
 
-_HEX_FLOAT = re.compile(r"^[-+]?(0x[0-9a-f]+(\.[0-9a-f]*)?p[-+]?\d+|inf|infinity|nan)$", re.IGNORECASE)
+def line_count(path: Path) -> int:
+    """The lines of a file (a last line without its newline counts), read in chunks."""
+    count = last = 0
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            count, last = count + chunk.count(b"\n"), chunk[-1]
+    return count + (1 if last and last not in b"\n\r" else 0)
+
+
+def raw_log_diff(pa: Path, pb: Path, diff: LogDiff) -> LogDiff:
+    """``diff`` naming the first line whose raw text differs (the bytes, not the normalized lines)."""
+    la = pa.read_bytes().decode("utf-8", "replace").splitlines(keepends=True)
+    lb = pb.read_bytes().decode("utf-8", "replace").splitlines(keepends=True)
+    index = next((i for i, (x, y) in enumerate(zip(la, lb, strict=False)) if x != y), min(len(la), len(lb)))
+    shown = [shorten(lines[index].rstrip("\r\n"), 4096) if index < len(lines) else None for lines in (la, lb)]
+    return LogDiff(diff.name_a, diff.name_b, diff.lines_a, diff.lines_b, 1, LineDiff(index + 1, *shown))
+
+
+_HEX_FLOAT = re.compile(
+    r"^[-+]?(0x[0-9a-f]+(\.[0-9a-f]*)?p[-+]?\d+|inf|infinity|nan)$|^nan:0x[0-9a-f]{16}$", re.IGNORECASE
+)
 
 
 def as_decimal(value: Any) -> float | None:
-    """The decimal value of a ``float.hex`` string; None for anything else."""
+    """The decimal value of an exact float (``float.hex``, or ``nan:0x...`` of ``runs.exact``); None for
+    anything else."""
     if isinstance(value, str) and _HEX_FLOAT.match(value):
-        return float.fromhex(value)
+        try:
+            return runs.from_exact(value)
+        except ValueError:  # a nan:0x... whose bits are no NaN
+            return None
     return None
 
 

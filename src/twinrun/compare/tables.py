@@ -72,8 +72,34 @@ def _read(path: Path, shown: str) -> str:
         raise UnusableRunError(f"cannot read {shown} ({unreadable_reason(exc)})") from None
 
 
+class _Missing:
+    """A cell a row lacks: unlike the text ``(absent)``, which a cell may hold."""
+
+    def __repr__(self) -> str:
+        return ABSENT
+
+
+MISSING = _Missing()
+
+
+def _unique(header: list[str]) -> list[str]:
+    """Column names, a repeated name told apart by its position (``loss (column 3)``)."""
+    seen: set[str] = set()
+    out = []
+    for i, name in enumerate(header):
+        out.append(name if name not in seen else f"{name} (column {i + 1})")
+        seen.add(name)
+    return out
+
+
 def load_rows(path: Path, shown: str) -> tuple[list[str], list[dict[str, Any]]]:
     """(columns, rows as flat dicts) of a CSV/TSV/JSON/JSONL file; a JSON object is one row."""
+    columns, rows, _ = load_table(path, shown)
+    return columns, rows
+
+
+def load_table(path: Path, shown: str) -> tuple[list[str], list[dict[str, Any]], list[Any]]:
+    """(columns, rows as flat dicts, rows as read) of a CSV/TSV/JSON/JSONL file."""
     text = _read(path, shown)
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv"):
@@ -82,15 +108,16 @@ def load_rows(path: Path, shown: str) -> tuple[list[str], list[dict[str, Any]]]:
         except csv.Error as exc:
             raise UnusableRunError(f"{shown}: malformed CSV ({exc}); regenerate it") from None
         if not lines:
-            return [], []
-        header = lines[0]
+            return [], [], []
+        header = _unique(lines[0])
         rows = [
-            {h: (cells[i] if i < len(cells) else ABSENT) for i, h in enumerate(header)} for cells in lines[1:]
+            {h: (cells[i] if i < len(cells) else MISSING) for i, h in enumerate(header)}
+            for cells in lines[1:]
         ]
         for cells, row in zip(lines[1:], rows, strict=True):
             if len(cells) > len(header):  # cells beyond the header still count
                 row.update({f"column {i + 1}": c for i, c in enumerate(cells) if i >= len(header)})
-        return header, rows
+        return header, rows, rows  # the flat rows are the whole of a CSV row
     if suffix == ".jsonl":
         values = [
             parse_json(shown, line, number)
@@ -102,7 +129,20 @@ def load_rows(path: Path, shown: str) -> tuple[list[str], list[dict[str, Any]]]:
         values = document if isinstance(document, list) else [document]
     rows = [flatten(v) if isinstance(v, dict) and v else {"value": v} for v in values]
     columns = list(dict.fromkeys(k for row in rows for k in row))
-    return columns, rows
+    return columns, rows, values
+
+
+def _show(value: Any) -> str:
+    return ABSENT if value is MISSING else show_value(value)
+
+
+def _decisive_part(value: Any, mask: Mask) -> Any:
+    """A row as read, masked, without its wall-clock keys: what decides, structure and types kept."""
+    if isinstance(value, dict):
+        return {k: _decisive_part(v, mask) for k, v in value.items() if not is_wall_clock(str(k))}
+    if isinstance(value, list):
+        return [_decisive_part(v, mask) for v in value]
+    return mask(value)
 
 
 def _masked(row: dict[str, Any], mask: Mask) -> dict[str, Any]:
@@ -113,8 +153,8 @@ def compare_tables(
     path_a: Path, path_b: Path, shown_a: str, shown_b: str, mask: Mask = lambda v: v
 ) -> TableResult:
     """Row by row, column by column; the first decisive difference is named by row and column."""
-    cols_a, rows_a = load_rows(path_a, shown_a)
-    cols_b, rows_b = load_rows(path_b, shown_b)
+    cols_a, rows_a, read_a = load_table(path_a, shown_a)
+    cols_b, rows_b, read_b = load_table(path_b, shown_b)
     first = ""
     differing_rows = 0
     wall: set[str] = set()
@@ -130,13 +170,23 @@ def compare_tables(
         changed = [k for k in keys if (k in ra) != (k in rb) or not same_value(ra.get(k), rb.get(k))]
         decisive = [k for k in changed if not is_wall_clock(k)]
         wall.update(k for k in changed if is_wall_clock(k))
-        if decisive:
+        # Flat keys can collide ({"a.b": 1} and {"a": {"b": 1}}; [5] and [{"value": 5}]): the rows as
+        # read decide too.
+        shape = not same_value(
+            _decisive_part(read_a[index - 1], mask), _decisive_part(read_b[index - 1], mask)
+        )
+        if decisive or shape:
             differing_rows += 1
-            if not first:
+            if not first and decisive:
                 key = decisive[0]
                 first = (
-                    f"row {index} column {key}: {show_value(ra.get(key, ABSENT))} vs "
-                    f"{show_value(rb.get(key, ABSENT))}"
+                    f"row {index} column {key}: {_show(ra.get(key, MISSING))} vs "
+                    f"{_show(rb.get(key, MISSING))}"
+                )
+            elif not first:
+                first = (
+                    f"row {index}: the structure differs: {show_value(read_a[index - 1])} vs "
+                    f"{show_value(read_b[index - 1])}"
                 )
     parts = [first] if first else []
     if differing_rows > 1:

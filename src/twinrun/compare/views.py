@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 from twinrun.compare import artifacts as kinds
+from twinrun.compare.accounting import describe
 from twinrun.compare.artifacts import Artifact, Walk
 from twinrun.compare.kinds import Outcome
 from twinrun.compare.report_model import (
@@ -65,6 +67,12 @@ def files_section(entries: list[FileEntry], wa: Walk, wb: Walk, patterns: Sequen
             parts.append(f"{len(paths)} {verdict}" + (f" ({_names(paths)})" if verdict != IDENTICAL else ""))
     if ignored:
         parts.append(f"{len(ignored)} ignored")
+    masked_files = [e for e in entries if e.masked and not e.differs]
+    if masked_files:
+        total: Counter[str] = Counter()
+        for e in masked_files:
+            total.update(e.masked)
+        parts.append(f"masked: {describe(total)} ({_names([e.path for e in masked_files])})")
     sec.status = DIFFERENT if any(e.differs for e in entries) else IDENTICAL if counted else NOT_COMPARED
     sec.summary = parts[0] + ": " + ", ".join(parts[1:]) if len(parts) > 1 else parts[0]
     return sec
@@ -109,7 +117,13 @@ def _kind_section(arts: list[Artifact], outcomes: dict[str, Outcome], unit: str)
             sec.differing.append(f"{art.key}: {outcome.detail}")
     compared = [art.key for art in arts if art.key in outcomes and outcomes[art.key].verdict != NOT_COMPARED]
     sec.status = DIFFERENT if sec.differing else IDENTICAL if compared else NOT_COMPARED
-    what = f"{plural(len(arts), 'file')} ({_names(sec.files)}), {plural(sec.units, unit)}"
+    by_bytes = sum(1 for a in arts if a.key in outcomes and outcomes[a.key].by_bytes)
+    judged = [a for a in arts if a.key in outcomes and not outcomes[a.key].by_bytes]
+    what = f"{plural(len(arts), 'file')} ({_names(sec.files)})"
+    if judged or not by_bytes:
+        what += f", {plural(sec.units, unit)}"
+    if by_bytes:
+        what += f", {by_bytes} byte-identical"
     if sec.status == DIFFERENT:
         sec.summary = f"{sec.differing[0]}; {what}"
     elif sec.status == NOT_COMPARED:
@@ -132,7 +146,14 @@ def kind_sections(found: list[Artifact], outcomes: dict[str, Outcome]) -> dict[s
             sec.status = DIFFERENT
             sec.notes.append(f"in one run only: {_names(one_side)}")
         differing = [a.key for a in both if outcomes[a.key].verdict == DIFFERENT] + one_side
+        if differing:  # the byte rule may call a file different that its reader found equal
+            sec.status = DIFFERENT
+        by_bytes = [a.key for a in both if outcomes[a.key].by_bytes]
+        if by_bytes and sec.status == NOT_COMPARED:
+            sec.status = IDENTICAL
         sec.summary = tensors_summary(sec, differing)
+        if by_bytes:
+            sec.summary += f" ({len(by_bytes)} byte-identical)"
         out["tensors"] = sec
     for name, (file_kinds, unit) in KIND_SECTION_KINDS.items():
         arts = [art for art in found if art.kind in file_kinds]

@@ -11,7 +11,9 @@ import errno
 import hashlib
 import json
 import logging
+import math
 import os
+import struct
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -117,9 +119,31 @@ def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
     write_text(path, "".join(json.dumps(row) + "\n" for row in rows))
 
 
+NAN_PREFIX = "nan:0x"
+
+
 def exact(value: float) -> str:
-    """A float written exactly: ``float.hex`` keeps every bit, NaN payload sign and -0.0 included."""
-    return float(value).hex()
+    """A float written exactly: ``float.hex`` keeps every bit and -0.0; a NaN, which ``float.hex``
+    writes as a bare ``nan``, keeps its sign and payload as ``nan:0x`` and its 64 bits."""
+    value = float(value)
+    if math.isnan(value):
+        (bits,) = struct.unpack("<Q", struct.pack("<d", value))
+        return f"{NAN_PREFIX}{bits:016x}"
+    return value.hex()
+
+
+def from_exact(text: str) -> float:
+    """The float :func:`exact` wrote, bit for bit (older files' bare ``nan`` reads as Python's NaN)."""
+    if text.lower().startswith(NAN_PREFIX):
+        digits = text[len(NAN_PREFIX) :]
+        bits = int(digits, 16) if len(digits) == 16 else -1
+        if not 0 <= bits < 1 << 64:
+            raise ValueError(f"not an exact NaN: {text!r}")
+        (value,) = struct.unpack("<d", struct.pack("<Q", bits))
+        if not math.isnan(value):
+            raise ValueError(f"not an exact NaN: {text!r}")
+        return float(value)
+    return float.fromhex(text)
 
 
 def tensor_sha256(tensor: Any) -> str:

@@ -3,8 +3,9 @@
 A real run directory (the VAE trainer on tiny synthetic data, trained once per session) is copied; one
 file of the copy gets one damage (a flipped byte, a truncation, a deletion, a duplicated line, a directory
 or a symlink in its place). ``compare_runs`` must then say different (1) or unusable (2). Exit 0 is
-allowed only when an independent reading of the damaged file shows the damage neutral (a flipped bit in
-a timestamp of a log, a zip header's modification time, YAML whitespace). Run it in the ``deep`` profile
+allowed only when the report names the volatile field the damage hit (the byte rule) and an independent
+reading of the damaged file shows the damage neutral (a flipped bit in a timestamp of a log, a zip
+header's modification time). Run it in the ``deep`` profile
 for many examples: ``HYPOTHESIS_PROFILE=deep pytest tests/unit/compare/test_damage.py``.
 """
 
@@ -19,6 +20,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import damages
 from twinrun.compare.artifacts import DEFAULT_IGNORE, matching_pattern
 from twinrun.compare.run_reader import UnusableRunError, comparable_overrides, normalize_log_line
 from twinrun.compare.runs import compare_runs
@@ -161,9 +163,52 @@ def test_one_damage_is_never_identical(real_run: Path, tmp_path_factory, data) -
         other = twin / next(f for f in files if f != rel and not f.endswith(".pt"))
         _damage(twin / rel, kind, where, mask, other)
         try:
-            code = compare_runs(real_run, twin).exit_code
+            report = compare_runs(real_run, twin)
+            code = report.exit_code
         except UnusableRunError:
             code = 2
         if code == 0:
+            # The byte rule: a damaged file may pass only as a named volatile field it hit (a log's
+            # timestamp), or as context (env.json) or a tensor file its reader read value by value.
+            entry = next(e for e in report.sections["files"].files if e.path == rel)
+            assert entry.masked or not entry.decisive or entry.kind in ("tensors", "weights"), entry
             assert _neutral(rel, real_run / rel, twin / rel), (rel, kind, where, mask)
         shutil.rmtree(root)
+
+
+@pytest.fixture(scope="module")
+def extended_run(real_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real run with files of the kinds a trainer run lacks (CSV, TensorBoard, RGB and palette
+    pictures, a YAML with an integer key)."""
+    run = tmp_path_factory.mktemp("extended") / "a"
+    shutil.copytree(real_run, run, symlinks=True)
+    damages.add_extras(run)
+    return run
+
+
+def test_an_undamaged_copy_of_the_extended_run_is_identical(extended_run: Path, tmp_path: Path) -> None:
+    """The negative control of every semantic damage below."""
+    shutil.copytree(extended_run, tmp_path / "b", symlinks=True)
+    assert compare_runs(extended_run, tmp_path / "b").exit_code == 0
+
+
+@pytest.mark.parametrize("name", sorted(damages.DAMAGES))
+def test_one_semantic_damage_is_never_identical(extended_run: Path, tmp_path: Path, name: str) -> None:
+    """A type, a key's type, a container, a flag, a member, a frame, a channel: never "identical".
+
+    Under the byte rule only a named volatile field may be excused, and none of these is one.
+    """
+    twin = tmp_path / "b"
+    shutil.copytree(extended_run, twin, symlinks=True)
+    rel = damages.apply(twin, name)
+    folder = str(Path(rel).parent) + "/" if "tfevents" in rel else rel
+    # Every other file ignored: the verdict is the damaged file's alone (and each compare is fast).
+    others = [f for f in _files(extended_run) if not f.startswith(folder)]
+    try:
+        report = compare_runs(extended_run, twin, ignore=others)
+    except UnusableRunError as exc:  # refused: a duplicate key, a damaged stream
+        assert "\n" not in str(exc)
+        return
+    entries = {e.path: e for e in report.sections["files"].files}
+    key = rel if rel in entries else str(Path(rel).parent / "events.out.tfevents.*")
+    assert report.exit_code == 1 and entries[key].differs, (name, entries.get(key))

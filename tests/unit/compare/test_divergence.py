@@ -267,3 +267,12 @@ def test_rng_states_that_differ_before_the_first_step_are_an_unseeded_start_not_
     assert "start from different random states" in div.detail
     b[0]["rng"]["torch"] = a[0]["rng"]["torch"]  # control: the same start, another first batch
     assert find_divergence(a, b).cause == "data order"
+
+
+@pytest.mark.parametrize(("field", "a", "b"), [("batch", True, 1), ("loss", 2.0, 2), ("extra", 1, True)])
+def test_trace_rows_are_compared_with_their_types(field: str, a: Any, b: Any) -> None:
+    rows_a, rows_b = [_row(1, **{field: a})], [_row(1, **{field: b})]
+    assert a == b  # Python's == calls them equal
+    div = find_divergence(rows_a, rows_b)
+    assert div is not None and div.step == 1
+    assert find_divergence(rows_a, [_row(1, **{field: a})]) is None  # negative control

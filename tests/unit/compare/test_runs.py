@@ -568,7 +568,7 @@ def test_json_report_has_the_contract_keys(twins: tuple[Path, Path]) -> None:
     ]
     assert tree["divergence"] is None and tree["hints"] == []
     files = tree["sections"]["files"]
-    assert {"path", "kind", "verdict", "detail", "decisive"} == set(files["files"][0])
+    assert {"path", "kind", "verdict", "detail", "decisive", "masked"} == set(files["files"][0])
     assert {e["path"]: e["kind"] for e in files["files"]}["images/samples.png"] == "image"
     fr.edit_jsonl(b, runs.TRACE, lambda rows: rows[0].update(batch="0"))
     div = compare_runs(a, b).to_dict()["divergence"]
@@ -915,4 +915,8 @@ def test_a_file_compared_by_its_kind_decides_through_the_files_section(twins: tu
     assert (entry.verdict, entry.decisive, entry.differs) == (DIFFERENT, True, True)
     assert entry.detail == "line 5 differs (1 line differs)"
     files = report.sections["files"]
-    assert (files.status, files.summary) == (DIFFERENT, "11 files: 10 identical, 1 different (vae_mnist.log)")
+    assert (files.status, files.summary) == (
+        DIFFERENT,
+        "11 files: 10 identical, 1 different (vae_mnist.log), masked: 3 wall-clock fields, 2 paths "
+        "(.hydra/hydra.yaml, .hydra/overrides.yaml, images/samples.png +1 more)",
+    )

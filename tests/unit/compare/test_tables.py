@@ -177,7 +177,9 @@ def test_tensorboard_scalars_by_folder(template_twins: tuple[Path, Path]) -> Non
     assert report.exit_code == 1 and "train/loss at step 1" in report.sections["scalars"].differing[0]
 
 
-def test_tensorboard_missing_is_not_compared(template_twins: tuple[Path, Path], monkeypatch) -> None:
+def test_tensorboard_without_its_package_the_bytes_decide(
+    template_twins: tuple[Path, Path], monkeypatch
+) -> None:
     from twinrun.compare import scalars
 
     a, b = template_twins
@@ -185,8 +187,10 @@ def test_tensorboard_missing_is_not_compared(template_twins: tuple[Path, Path], 
         (run / "tb").mkdir()
         (run / "tb" / "events.out.tfevents.1.host.1.0").write_bytes(b"x")
     monkeypatch.setattr(scalars, "available", lambda: False)
+    assert compare_runs(a, b).sections["scalars"].status == IDENTICAL  # identical bytes need no reader
+    (b / "tb" / "events.out.tfevents.1.host.1.0").write_bytes(b"y")
     sec = compare_runs(a, b).sections["scalars"]
-    assert sec.status == "not compared" and "install twinrun[tensorboard]" in sec.summary
+    assert sec.status == DIFFERENT and "install twinrun[tensorboard]" in sec.summary
 
 
 def test_json_report_of_a_table_difference_is_strict(template_twins: tuple[Path, Path]) -> None:
@@ -195,3 +199,27 @@ def test_json_report_of_a_table_difference_is_strict(template_twins: tuple[Path,
     (b / "m.json").write_text('{"x": 2e999}')
     tree = json.loads(json.dumps(compare_runs(a, b).to_dict()))
     assert tree["sections"]["tables"]["differing"] == ["m.json: row 1 column x: 1e999 vs 2e999"]
+
+
+@pytest.mark.parametrize(
+    ("name", "text_a", "text_b"),
+    [
+        ("m.json", '{"a.b": 1, "time": 1}', '{"a": {"b": 1}, "time": 2}'),
+        ("m.json", "[5]", '[{"value": 5}]'),
+        ("m.jsonl", '{"x": true}\n', '{"x": 1}\n'),
+        ("m.csv", "a,a\n1,2\n", "a,a\n2,2\n"),
+        ("m.csv", "a,b\n1,(absent)\n", "a,b\n1\n"),
+    ],
+    ids=["dotted-key-vs-nested", "value-vs-object", "true-vs-1", "duplicate-column", "absent-placeholder"],
+)
+def test_tables_the_reader_tells_apart(tmp_path: Path, name: str, text_a: str, text_b: str) -> None:
+    from twinrun.compare.tables import compare_tables
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / name).write_text(text_a)
+    (tmp_path / "b" / name).write_text(text_b)
+    result = compare_tables(tmp_path / "a" / name, tmp_path / "b" / name, "a", "b")
+    assert result.verdict == DIFFERENT, result
+    (tmp_path / "b" / name).write_text(text_a)  # negative control: the same text
+    assert compare_tables(tmp_path / "a" / name, tmp_path / "b" / name, "a", "b").verdict == IDENTICAL

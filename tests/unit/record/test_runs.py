@@ -1,6 +1,7 @@
 import errno
 import json
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -32,6 +33,25 @@ def test_exact_floats_round_trip() -> None:
     for value in (0.1, -0.0, 1e-310, float("inf")):
         assert float.fromhex(runs.exact(value)) == value
     assert runs.exact(-0.0) != runs.exact(0.0)
+
+
+def test_nan_sign_and_payload_are_written_and_read_back_exactly() -> None:
+    import struct
+
+    def nan(bits: int) -> float:
+        return struct.unpack("<d", struct.pack("<Q", bits))[0]
+
+    def bits(value: float) -> int:
+        return struct.unpack("<Q", struct.pack("<d", value))[0]
+
+    quiet, negative, payload = nan(0x7FF8000000000000), nan(0xFFF8000000000000), nan(0x7FF8000000000123)
+    written = [runs.exact(v) for v in (quiet, negative, payload)]
+    assert len(set(written)) == 3 and written[1] == "nan:0xfff8000000000000"
+    assert [bits(runs.from_exact(t)) for t in written] == [bits(v) for v in (quiet, negative, payload)]
+    assert math.isnan(runs.from_exact("nan"))  # files written before: still readable
+    assert runs.from_exact(runs.exact(0.1)) == 0.1
+    with pytest.raises(ValueError):
+        runs.from_exact("nan:0x3ff0000000000000")  # the bits of 1.0: no NaN
 
 
 def test_write_weights_bytes_and_manifest(tmp_path) -> None:
