@@ -127,10 +127,8 @@ def _genops(file: IO[bytes]) -> Iterator[tuple[str, Any, Any, int]]:
 def check_depth(file: IO[bytes], limit: int = MAX_DEPTH) -> None:
     """Walk one pickle from ``file``'s position to its STOP; raise TooDeepError (or UnpicklingError for a
     malformed stream) when it would nest deeper than ``limit``. The position is left after the pickle."""
-    if isinstance(file, io.BytesIO):  # the whole pickle in memory: walked without decoding arguments
-        ops = _ops(file.getvalue(), file.tell())  # (BytesIO of bytes shares them: no copy)
-    else:
-        ops = _genops(file)
+    # The whole pickle in memory is walked without decoding arguments (BytesIO of bytes shares them: no copy).
+    ops = _ops(file.getvalue(), file.tell()) if isinstance(file, io.BytesIO) else _genops(file)
     stack: list[Any] = []
     marks: list[int] = []
     memo: dict[Any, Any] = {}

@@ -42,7 +42,9 @@ def test_a_list_filled_after_it_was_captured_cannot_hide_its_depth() -> None:
         b"\x80\x02c__builtin__\ntuple\n"  # the callable
         + b"]q\x00"  # an empty list, memo 0
         + b"\x85"  # args = (lst,): captured while empty
-        + b"h\x00" + deep + b"a0"  # GET lst, append the deep tuple, pop lst
+        + b"h\x00"
+        + deep
+        + b"a0"  # GET lst, append the deep tuple, pop lst
         + b"R"  # tuple(lst): now 41 deep
         + b"\x85" * 20  # and 20 more levels
         + b"."
