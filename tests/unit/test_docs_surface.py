@@ -114,3 +114,8 @@ def test_usage_blocks_exist_and_the_check_catches_a_stale_one() -> None:
     [(command, usage)] = usage_blocks(stale)
     missing, unknown = usage_mismatch(command, usage + " [--frobnicate]")
     assert {"--multirun", "--html", "--explain", "--json"} <= missing and unknown == {"--frobnicate"}
+
+
+def test_the_readme_stays_within_250_lines() -> None:
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 250, "move detail into docs/ (one page per topic)"
