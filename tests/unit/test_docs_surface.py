@@ -92,7 +92,8 @@ def usage_blocks(text: str) -> list[tuple[str, str]]:
 def usage_mismatch(command: str, usage: str) -> tuple[set[str], set[str]]:
     """(options ``--help`` has that the usage lacks, options the usage names that ``--help`` lacks)."""
     parser = build_parser().subcommands[command]
-    actions = [a.option_strings for a in parser._actions if a.option_strings and "--help" not in a.option_strings]
+    actions = [a.option_strings for a in parser._actions if a.option_strings]
+    actions = [strings for strings in actions if "--help" not in strings]
     named = set(re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", usage))
     missing = {strings[-1] for strings in actions if not named.intersection(strings)}
     unknown = named - {s for strings in actions for s in strings}

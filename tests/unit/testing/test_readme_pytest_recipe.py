@@ -53,7 +53,8 @@ from src.train import main
 
 
 def test_planted_difference(twinrun_parity):
-    twinrun_parity("src/train.py", main, "train", ["lr=0.05"], cli_overrides=["max_steps=4"]).assert_identical()
+    result = twinrun_parity("src/train.py", main, "train", ["lr=0.05"], cli_overrides=["max_steps=4"])
+    result.assert_identical()
 """
 
 
@@ -74,9 +75,11 @@ def test_the_readme_pytest_recipe_passes_on_an_app_logging_through_dunder_name(
     (src / "__init__.py").write_text("")
     (src / "train.py").write_text(TRAIN_PY)
     tests = pytester.mkdir("tests")
-    (tests / "test_train_repro.py").write_text(readme_block("python", "def test_compose_matches_the_command_line"))
+    recipe = readme_block("python", "def test_compose_matches_the_command_line")
+    (tests / "test_train_repro.py").write_text(recipe)
     (tests / "test_planted.py").write_text(PLANTED_PY)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly", "-n", "0")
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(["*FAILED tests/test_planted.py::test_planted_difference*"])
-    result.stdout.fnmatch_lines(["*differing files:", "*  .hydra/config.yaml", "*  train.log", "*  weights.json"])
+    named = (".hydra/config.yaml", "train.log", "weights.json")
+    result.stdout.fnmatch_lines(["*differing files:", *(f"*  {name}" for name in named)])
