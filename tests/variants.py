@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 
 import hydra.utils
+from hypothesis import settings
 
 from twinrun.testing.compose import compose_config, group_options
 from twinrun.trainers.apps import mnist_classifier, vae_mnist
@@ -64,11 +65,35 @@ def _fits(app: App, group: str, option: str) -> bool:
 
 
 def config_variants() -> list[tuple[str, str]]:
-    """``(app name, "group=option")`` for every option of every varied group that fits the app."""
-    return sorted(
-        (app.name, f"{group}={option}")
+    """``(app name, "group=option")`` for every option of every varied group that fits the app.
+
+    An app's default option of each group leaves the app's default config, so only the first of them
+    (sorted) is kept: the others would train the very same twins again.
+    """
+    from twinrun.config import config_dir
+    from twinrun.trainers.apps.help import _default_options
+
+    defaults = _default_options(config_dir())
+    variants = sorted(
+        (app.name, group, option)
         for app in APPS
         for group in VARIED_GROUPS
         for option in group_options(group)
         if _fits(app, group, option)
     )
+    kept: list[tuple[str, str]] = []
+    default_kept: set[str] = set()
+    for app_name, group, option in variants:
+        if defaults.get(app_name, {}).get(group) == option:
+            if app_name in default_kept:
+                continue
+            default_kept.add(app_name)
+        kept.append((app_name, f"{group}={option}"))
+    return kept
+
+
+def gate_examples(count: int) -> settings:
+    """At most ``count`` generated examples (beside the explicit ``@example``\\ s) under the ``dev`` and
+    ``ci`` profiles, the PR gate; the ``deep`` profile (nightly) keeps its own, larger number."""
+    current = settings().max_examples
+    return settings(max_examples=count if current <= 4 else current)
