@@ -65,31 +65,20 @@ def _fits(app: App, group: str, option: str) -> bool:
 
 
 def config_variants() -> list[tuple[str, str]]:
-    """``(app name, "group=option")`` for every option of every varied group that fits the app.
-
-    An app's default option of each group leaves the app's default config, so only the first of them
-    (sorted) is kept: the others would train the very same twins again.
-    """
+    """``(app name, "group=option")`` for every option of every varied group that the app can use (as its
+    ``--help`` lists them) and that changes its config: the default config's twins are trained by
+    ``test_dataloader_workers_give_identical_twins_and_the_in_process_result``."""
     from twinrun.config import config_dir
-    from twinrun.trainers.apps.help import _default_options
+    from twinrun.trainers.apps.help import _default_options, usable_options
 
     defaults = _default_options(config_dir())
-    variants = sorted(
-        (app.name, group, option)
+    return sorted(
+        (app.name, f"{group}={option}")
         for app in APPS
         for group in VARIED_GROUPS
-        for option in group_options(group)
-        if _fits(app, group, option)
+        for option in usable_options(app.name, group, group_options(group))
+        if option != defaults.get(app.name, {}).get(group) and _fits(app, group, option)
     )
-    kept: list[tuple[str, str]] = []
-    default_kept: set[str] = set()
-    for app_name, group, option in variants:
-        if defaults.get(app_name, {}).get(group) == option:
-            if app_name in default_kept:
-                continue
-            default_kept.add(app_name)
-        kept.append((app_name, f"{group}={option}"))
-    return kept
 
 
 def gate_examples(count: int) -> settings:
