@@ -69,9 +69,9 @@ def config_variants() -> list[tuple[str, str]]:
     ``--help`` lists them) and that changes its config: the default config's twins are trained by
     ``test_dataloader_workers_give_identical_twins_and_the_in_process_result``."""
     from twinrun.config import config_dir
-    from twinrun.trainers.apps.help import _default_options, usable_options
+    from twinrun.trainers.apps.help import default_options, usable_options
 
-    defaults = _default_options(config_dir())
+    defaults = default_options(config_dir())
     return sorted(
         (app.name, f"{group}={option}")
         for app in APPS

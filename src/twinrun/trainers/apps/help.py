@@ -64,7 +64,7 @@ def _load_yaml(path: Path) -> Any:
         return None
 
 
-def _default_options(conf: Path) -> dict[str, dict[str, str]]:
+def default_options(conf: Path) -> dict[str, dict[str, str]]:
     """Each primary config in ``conf`` (an app) -> its default option of each group."""
     apps: dict[str, dict[str, str]] = {}
     for primary in sorted(conf.glob("*.yaml")):
@@ -96,7 +96,7 @@ def usable_options(app: str, group: str, options: Sequence[str], conf: Path | No
         from twinrun.config import config_dir
 
         conf = config_dir()
-    defaults = _default_options(conf)
+    defaults = default_options(conf)
     own = defaults.get(app, {}).get(group)
     others = {d[group] for name, d in defaults.items() if name != app and group in d} - {own}
     own_target = _target(conf, group, own) if own else None
