@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 
 import hydra.utils
+from hypothesis import settings
 
 from twinrun.testing.compose import compose_config, group_options
 from twinrun.trainers.apps import mnist_classifier, vae_mnist
@@ -64,11 +65,24 @@ def _fits(app: App, group: str, option: str) -> bool:
 
 
 def config_variants() -> list[tuple[str, str]]:
-    """``(app name, "group=option")`` for every option of every varied group that fits the app."""
+    """``(app name, "group=option")`` for every option of every varied group that the app can use (as its
+    ``--help`` lists them) and that changes its config: the default config's twins are trained by
+    ``test_dataloader_workers_give_identical_twins_and_the_in_process_result``."""
+    from twinrun.config import config_dir
+    from twinrun.trainers.apps.help import default_options, usable_options
+
+    defaults = default_options(config_dir())
     return sorted(
         (app.name, f"{group}={option}")
         for app in APPS
         for group in VARIED_GROUPS
-        for option in group_options(group)
-        if _fits(app, group, option)
+        for option in usable_options(app.name, group, group_options(group))
+        if option != defaults.get(app.name, {}).get(group) and _fits(app, group, option)
     )
+
+
+def gate_examples(count: int) -> settings:
+    """At most ``count`` generated examples (beside the explicit ``@example``\\ s) under the ``dev`` and
+    ``ci`` profiles, the PR gate; the ``deep`` profile (nightly) keeps its own, larger number."""
+    current = settings().max_examples
+    return settings(max_examples=count if current <= 4 else current)

@@ -20,6 +20,7 @@ from twinrun import __version__
 from twinrun.errors import TwinrunError
 from twinrun.golden.cli import add_parser as add_golden_parser
 from twinrun.verify.cli import add_parser as add_verify_parser
+from twinrun.verify.doctor_cli import add_parser as add_doctor_parser
 from twinrun.verify.explain_cli import add_parser as add_explain_parser
 from twinrun.verify.processes import Terminated
 
@@ -127,12 +128,29 @@ SUBCOMMANDS: list[Callable[[Subparsers], None]] = [
     add_verify_parser,
     add_explain_parser,
     add_golden_parser,
+    add_doctor_parser,
 ]
+
+# The project has no published site: the docs are the README and docs/ of its source tree.
+DOCS = "README.md and docs/ of the twinrun source (docs/verify.md, docs/compare.md, docs/pytest-plugin.md)"
+EXAMPLES = f"""\
+examples:
+  twinrun doctor                                    check the install: do torch and torchvision match?
+  twinrun verify vae-mnist data=synthetic training.epochs=1    run an app twice, compare the runs
+  twinrun compare runs/A runs/B --html report.html             compare two run directories
+
+docs: {DOCS}
+"""
 
 
 def build_parser() -> _Parser:
     """The ``twinrun`` parser with every registered subcommand."""
-    parser = _Parser(prog=PROG, description="Prove that PyTorch training reproduces bit for bit.")
+    parser = _Parser(
+        prog=PROG,
+        description="Prove that PyTorch training reproduces bit for bit.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for register in SUBCOMMANDS:

@@ -7,6 +7,7 @@ import hashlib
 import yaml
 
 from twinrun.record import runs
+from twinrun.testing.compose import compose_config
 
 SMALL = [
     "data=synthetic",
@@ -21,12 +22,21 @@ def digest(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def train_in_process(app: str, overrides: list[str], run_dir) -> None:
+    """A negative control's run: another seed, trained in this process, which spares a fresh interpreter
+    importing torch (that another seed changes the bytes does not depend on how the run was started)."""
+    from twinrun.trainers.apps import mnist_classifier, vae_mnist
+
+    train = {"vae-mnist": vae_mnist.train, "mnist-classifier": mnist_classifier.train}[app]
+    train(compose_config(app.replace("-", "_"), overrides), run_dir)
+
+
 def test_vae_twins_in_fresh_processes(run_script, tmp_path) -> None:
     a, b, c = tmp_path / "A", tmp_path / "B", tmp_path / "C"
     first = run_script("vae-mnist", *SMALL, "seed=7", f"hydra.run.dir={a}", hash_seed=1)
     assert first.returncode == 0, first.stderr
     assert run_script("vae-mnist", *SMALL, "seed=7", f"hydra.run.dir={b}", hash_seed=2).returncode == 0
-    assert run_script("vae-mnist", *SMALL, "seed=8", f"hydra.run.dir={c}", hash_seed=1).returncode == 0
+    train_in_process("vae-mnist", [*SMALL, "seed=8"], c)
     for run in (a, b):
         for name in [
             *runs.CONTRACT_FILES,
@@ -65,10 +75,11 @@ def test_classifier_twins_with_dataloader_workers(run_script, tmp_path) -> None:
         "device=cpu",
         "training.num_workers=2",
     ]
-    for name, hash_seed, seed in (("A", 3, 5), ("B", 4, 5), ("C", 3, 6)):
+    for name, hash_seed in (("A", 3), ("B", 4)):
         where = f"hydra.run.dir={tmp_path / name}"
-        done = run_script("mnist-classifier", *args, f"seed={seed}", where, hash_seed=hash_seed)
+        done = run_script("mnist-classifier", *args, "seed=5", where, hash_seed=hash_seed)
         assert done.returncode == 0, done.stderr
+    train_in_process("mnist-classifier", [*args, "seed=6"], tmp_path / "C")
     for name in (runs.WEIGHTS, runs.METRICS, runs.TRACE):
         assert digest(tmp_path / "A" / name) == digest(tmp_path / "B" / name), name
         assert digest(tmp_path / "A" / name) != digest(tmp_path / "C" / name), name  # another seed

@@ -290,7 +290,7 @@ def test_main_catches_unexpected_errors(
 def test_every_subcommand_is_registered() -> None:
     parser = cli.build_parser()
     choices = next(a for a in parser._actions if a.dest == "command").choices
-    assert set(choices) == {"compare", "verify", "explain", "golden"}
+    assert set(choices) == {"compare", "verify", "explain", "golden", "doctor"}
 
 
 def test_ignore_flag_is_repeatable(twins: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:

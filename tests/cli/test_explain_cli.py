@@ -1,11 +1,15 @@
-"""``twinrun verify --explain --html`` and ``twinrun explain`` as real processes, on a planted op fault."""
+"""``twinrun verify --explain --html`` and ``twinrun explain`` on a planted op fault, the runs and replays in
+real processes. The ``twinrun`` commands themselves run in this process (``twinrun.cli.main``): each
+would otherwise be one more interpreter importing torch, and ``twinrun`` as a real process is covered
+by test_verify_cli.py and test_any_app_cli.py."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,14 +21,18 @@ FAULT = {"TWINRUN_TEST_FAULT_STEP": "4", "TWINRUN_TEST_FAULT_RUN": "2"}  # run 2
 
 
 def twinrun(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "twinrun", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "TMPDIR": str(cwd), **(env or {})},
-    )
+    """``twinrun ARGS`` in ``cwd`` with ``env`` added, run by ``twinrun.cli.main`` in this process; the
+    apps it starts (runs, replays) are fresh processes that inherit ``env``."""
+    from twinrun.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(cwd)
+        for name, value in {"TMPDIR": str(cwd), **(env or {})}.items():
+            patch.setenv(name, value)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    return subprocess.CompletedProcess(["twinrun", *args], code, out.getvalue(), err.getvalue())
 
 
 _RUNS: dict[str, tuple[subprocess.CompletedProcess[str], Path]] = {}

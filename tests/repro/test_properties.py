@@ -12,13 +12,14 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from tests.variants import APPS_BY_NAME, REPRO_WORKERS
+from tests.variants import APPS_BY_NAME, REPRO_WORKERS, gate_examples
 from twinrun.testing.strategies import batch_sizes_not_dividing, seed_edge_examples, seeds
 
 TRAIN_SAMPLES = 96
 SMALL = (f"data.train_samples={TRAIN_SAMPLES}", "training.epochs=2")
 
 
+@gate_examples(2)  # the PR gate: both seed edges and two drawn seeds per trainer; nightly: many
 @pytest.mark.parametrize("app_name", sorted(APPS_BY_NAME))
 @seed_edge_examples()
 @given(seed=seeds())
@@ -27,6 +28,7 @@ def test_any_seed_gives_identical_twins(app_name: str, seed: int, twinrun_twins)
     twinrun_twins(app.train, app.compose(*SMALL, f"seed={seed}", REPRO_WORKERS)).assert_identical()
 
 
+@gate_examples(2)  # the PR gate: the two explicit cases and two drawn ones; nightly: many
 @example(seed=5, batch_size=40, lr="0.002", app_name="mnist_classifier", workers=2)
 @example(seed=6, batch_size=28, lr="0.0005", app_name="vae_mnist", workers=2)
 @given(

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from tests.variants import APPS_BY_NAME, REPRO_WORKERS, train_from_scrambled_rngs
+from tests.variants import APPS_BY_NAME, REPRO_WORKERS, gate_examples, train_from_scrambled_rngs
 from twinrun.compare.runs import compare_runs
 from twinrun.record.checkpoint import load_checkpoint
 
@@ -75,6 +75,7 @@ def assert_resumed_run_matches(reference: Path, resumed: Path, app_name: str, st
     assert report.divergence is None
 
 
+@gate_examples(2)  # the PR gate: the two explicit stops and two drawn ones; nightly: many
 @example(app_name="mnist_classifier", stop_after=STEPS_PER_EPOCH + 2, workers=2)  # mid-epoch 2
 @example(app_name="vae_mnist", stop_after=STEPS_PER_EPOCH + 1, workers=2)
 @given(

@@ -14,7 +14,7 @@ from tests.sensitivity.broken_trainers import (
     perturb_one_ulp,
     reshuffled_from_epoch,
 )
-from tests.variants import APPS_BY_NAME
+from tests.variants import APPS_BY_NAME, gate_examples
 from twinrun.compare.runs import compare_runs
 
 EPOCHS, STEPS_PER_EPOCH = 3, 4  # 192 samples in batches of 48
@@ -41,6 +41,7 @@ def disturbed(app_name: str, hooks, tmp_path_factory) -> Path:
     return run_dir
 
 
+@gate_examples(2)  # the PR gate: two drawn (app, parameter, step); nightly: many
 @given(data=st.data())
 def test_one_ulp_names_the_step_and_parameter(data, reference_runs, tmp_path_factory) -> None:
     app_name = data.draw(st.sampled_from(sorted(PARAMETERS)))
@@ -54,6 +55,7 @@ def test_one_ulp_names_the_step_and_parameter(data, reference_runs, tmp_path_fac
     assert (divergence.step, divergence.cause, divergence.parameter) == (step, "computation", parameter)
 
 
+@gate_examples(2)  # the PR gate: two drawn (app, step) per stream; nightly: many
 @pytest.mark.parametrize("stream", sorted(EXTRA_DRAWS))
 @given(app_name=st.sampled_from(sorted(APPS_BY_NAME)), step=st.integers(1, EPOCHS * STEPS_PER_EPOCH))
 def test_extra_rng_draw_is_an_rng_stream_divergence(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import shutil
 from pathlib import Path
 
 import pytest
@@ -66,16 +67,34 @@ def _replayer(tmp_path: Path, hooks_for: dict[int, Hooks | None]):
     return replay
 
 
-def _twins(tmp_path: Path, hooks_a: Hooks | None, hooks_b: Hooks | None) -> tuple[Path, Path]:
-    a, b = tmp_path / "a", tmp_path / "b"
-    APP.train(APP.compose(*OVERRIDES), a, hooks=hooks_a)
-    APP.train(APP.compose(*OVERRIDES), b, hooks=hooks_b)
-    return a, b
+_CLEAN: list[Path] = []  # one clean run per worker process, copied by every test that needs one
+
+
+def _clean_run(tmp_path_factory: pytest.TempPathFactory, into: Path) -> Path:
+    """A copy of the clean run (no hooks) at ``into``: the clean twin is the same in every test."""
+    if not _CLEAN:
+        run = tmp_path_factory.mktemp("clean") / "run"
+        APP.train(APP.compose(*OVERRIDES), run)
+        _CLEAN.append(run)
+    shutil.copytree(_CLEAN[0], into)
+    return into
+
+
+def _twins(tmp_path: Path, hooks_a: Hooks | None, hooks_b: Hooks | None, factory=None) -> tuple[Path, Path]:
+    """Twins trained with the given hooks; a hookless twin is a copy of the shared clean run (``factory``)."""
+    paths = []
+    for name, hooks in (("a", hooks_a), ("b", hooks_b)):
+        if hooks is None and factory is not None:
+            paths.append(_clean_run(factory, tmp_path / name))
+        else:
+            APP.train(APP.compose(*OVERRIDES), tmp_path / name, hooks=hooks)
+            paths.append(tmp_path / name)
+    return paths[0], paths[1]
 
 
 @pytest.mark.parametrize("step", [2, 4])  # 2: replayed from the start; 4: from the checkpoint at step 2
-def test_one_ulp_in_an_op_is_named_with_its_module(tmp_path: Path, step: int) -> None:
-    a, b = _twins(tmp_path, None, one_ulp_in_to_mu(step))
+def test_one_ulp_in_an_op_is_named_with_its_module(tmp_path: Path, tmp_path_factory, step: int) -> None:
+    a, b = _twins(tmp_path, None, one_ulp_in_to_mu(step), tmp_path_factory)
     divergence = compare_runs(a, b).divergence
     assert (divergence.step, divergence.cause) == (step, "computation")
     result = explain_pair(a, b, step, _replayer(tmp_path, {1: one_ulp_in_to_mu(step)}))
@@ -90,17 +109,17 @@ def test_one_ulp_in_an_op_is_named_with_its_module(tmp_path: Path, step: int) ->
     assert f"step {step}, first differing op: aten::addmm in to_mu (forward)" in result.lines()[-1]
 
 
-def test_a_clean_replay_reproduces_the_step_and_its_ops(tmp_path: Path) -> None:
-    a, b = _twins(tmp_path, None, None)
+def test_a_clean_replay_reproduces_the_step_and_its_ops(tmp_path: Path, tmp_path_factory) -> None:
+    a, b = _twins(tmp_path, None, None, tmp_path_factory)
     result = explain_pair(a, b, 4, _replayer(tmp_path, {}))
     assert [r.problem for r in result.replays] == [None, None]
     assert result.ops is not None and not result.ops.found  # identical replays: every op the same
     assert result.ops.ops_a == result.ops.ops_b > 100
 
 
-def test_a_replay_that_does_not_reproduce_is_reported(tmp_path: Path) -> None:
+def test_a_replay_that_does_not_reproduce_is_reported(tmp_path: Path, tmp_path_factory) -> None:
     """Negative control of the reproduction check: a replay with a fault its twin did not have."""
-    a, b = _twins(tmp_path, None, None)
+    a, b = _twins(tmp_path, None, None, tmp_path_factory)
     result = explain_pair(a, b, 2, _replayer(tmp_path, {1: one_ulp_in_to_mu(2)}))
     assert result.replays[0].problem is None
     assert result.replays[1].problem == (

@@ -2,7 +2,10 @@
 
 Two trainings writing into one directory would leave a run whose config is one's and whose weights
 are the other's. ``run_dir_lock`` takes ``fcntl.flock`` on ``<run_dir>/.twinrun.lock`` (the kernel drops
-it when the holder dies, SIGKILL included) and records the holder's pid in it while held;
+it when the holder dies, SIGKILL included) and records the holder's pid in it while held, and removes
+the file when the run ends (a finished run leaves no clutter; a killed one leaves an empty or stale
+file, which the next holder simply takes). The file is opened without following links and must be a
+regular file: a planted ``.twinrun.lock -> elsewhere`` is refused, never truncated.
 ``claim_run_dir`` refuses a directory that already holds a finished or interrupted run unless the
 run resumes from it, and removes what an interrupted writer left behind.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,15 +55,8 @@ def run_dir_lock(run_dir: str | Path) -> Iterator[Path]:
         finally:
             _held[key] -= 1
         return
-    fd = _open_lock_file(run_dir)
+    fd = _acquire(run_dir)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunDirError(
-                f"the run directory {run_dir} is in use by another training (pid {_holder(fd)}); "
-                "wait for it to end or choose another hydra.run.dir"
-            ) from None
         with contextlib.suppress(OSError):  # the pid only makes a message clearer (a full disk refuses it)
             _write_pid(fd, f"{os.getpid()}\n")
         _held[key] = 1
@@ -67,10 +64,41 @@ def run_dir_lock(run_dir: str | Path) -> Iterator[Path]:
             yield run_dir
         finally:
             del _held[key]
-            with contextlib.suppress(OSError):  # an empty file: two finished twins hold the same bytes
-                _write_pid(fd, "")
+            # Unlink while still holding the lock: whoever opened the old file meanwhile finds, once it
+            # gets the lock, that the path no longer names its file, and starts over (see _acquire).
+            with contextlib.suppress(OSError):
+                os.unlink(run_dir / LOCK_FILE)
     finally:
         os.close(fd)  # releases the lock
+
+
+def _acquire(run_dir: Path) -> int:
+    """The locked descriptor of ``run_dir/.twinrun.lock``, the file that the path names right now."""
+    while True:
+        fd = _open_lock_file(run_dir)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise RunDirError(
+                f"the run directory {run_dir} is in use by another training (pid {holder}); "
+                "wait for it to end or choose another hydra.run.dir"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        if _same_file(fd, run_dir / LOCK_FILE):
+            return fd
+        os.close(fd)  # the previous holder removed the file after we opened it: lock the new one
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        mine, now = os.fstat(fd), os.lstat(path)
+    except OSError:
+        return False
+    return (mine.st_dev, mine.st_ino) == (now.st_dev, now.st_ino)
 
 
 def claim_run_dir(run_dir: Path, resume_from: str | Path | None) -> None:
@@ -100,12 +128,28 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def _open_lock_file(run_dir: Path) -> int:
+    """Open (creating) the lock file without following a link or blocking on a FIFO; only a regular file."""
+    path = run_dir / LOCK_FILE
+    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
     try:
-        return os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        fd = os.open(path, flags, 0o666)
     except OSError as exc:
+        if os.path.islink(path) or (os.path.lexists(path) and not os.path.isfile(path)):
+            raise _not_a_lock_file(path) from None
         raise RunDirError(
             f"cannot write in the run directory {run_dir} ({os_reason(exc)}); choose a writable hydra.run.dir"
         ) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise _not_a_lock_file(path)
+    return fd
+
+
+def _not_a_lock_file(path: Path) -> RunDirError:
+    return RunDirError(
+        f"{path} is not a regular file (a link or something else twinrun did not write); "
+        "remove it or choose another hydra.run.dir"
+    )
 
 
 def _write_pid(fd: int, text: str) -> None:

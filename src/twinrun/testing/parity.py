@@ -8,11 +8,19 @@ process, started as ``twinrun verify`` starts it. Both directories are compared 
 leaves is a difference too. Hydra's ``compose`` and ``@hydra.main`` differ in ways that are hard to
 see (the ``hydra`` node, the working directory, logging, environment variables read at import):
 this check makes them visible, naming the files that differ.
+
+One difference is not the app's: a script run from the command line is the module ``__main__``, the
+same file imported by a test is ``src.train``, so ``logging.getLogger(__name__)`` names its records
+differently in the two logs. When APP is a script, the compose run's records from that script's own
+module are logged under ``__main__`` (and its children ``__main__.x``), as the command line logs them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import logging
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,6 +109,43 @@ def _files(run_dir: Path) -> set[str]:
     return {p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file()}
 
 
+def script_module(script: str | Path) -> str | None:
+    """The name under which ``script`` is imported in this process (``src.train``), if it is."""
+    target = Path(script).resolve()
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if name != "__main__" and file and Path(file).resolve() == target:
+            return name
+    return None
+
+
+class _AsMain(logging.Filter):
+    """Rename records of module ``name`` (and its child loggers) to ``__main__``, as a script logs them."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.module = name
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == self.module or record.name.startswith(self.module + "."):
+            record.name = "__main__" + record.name[len(self.module) :]
+        return True
+
+
+@contextlib.contextmanager
+def logged_as_main(module: str | None) -> Iterator[None]:
+    """While the block runs, the root handlers log ``module``'s records as ``__main__``'s."""
+    handlers = list(logging.getLogger().handlers) if module else []
+    rename = _AsMain(module or "")
+    for handler in handlers:
+        handler.addFilter(rename)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(rename)
+
+
 def run_parity(
     app: str,
     train: Callable[..., Any],
@@ -134,12 +179,13 @@ def run_parity(
     task = as_task(train)
     # Rule 3: files either run writes outside its run directory move into it ("run 1": the compose run).
     watch = OutsideWatch(Path.cwd(), function_folder(train), [workdir], workdir / ".twinrun-outside-backup")
+    main_module = script_module(command.argv[-1]) if command.kind == "script" else None
     twins = []
     try:
         watch.before()
         with preserved_global_state():
             scramble_global_rngs()
-            with hydra_run(cfg, compose_dir, job_name(train), overrides) as job_cfg:
+            with hydra_run(cfg, compose_dir, job_name(train), overrides) as job_cfg, logged_as_main(main_module):
                 task(job_cfg) if task is not None else train(job_cfg, compose_dir)
         twins.append(watch.after(1, compose_dir))
     finally:

@@ -106,8 +106,9 @@ def _sample_count(data_cfg: Mapping[str, Any], split: str) -> int | None:
 
 
 def _torchvision_class(name: str) -> Any:
-    from torchvision import datasets
+    from twinrun.record.versions import import_torchvision
 
+    datasets = import_torchvision("torchvision.datasets")  # a mismatched torch/torchvision: one line
     return datasets.FashionMNIST if name == "fashion_mnist" else datasets.MNIST
 
 

@@ -30,11 +30,18 @@ def _to_pil(grid: torch.Tensor) -> Image.Image:
 def save_digit_grid(images: torch.Tensor, path: Path, nrow: int = 8, scale: int = 2) -> None:
     """Save [N, 1, 28, 28] images in [0, 1] as one PNG grid, upscaled for viewing."""
     # imported here: torchvision pulls in its models, ops and torch._dynamo (seconds), only pictures need it
-    from torchvision.utils import make_grid
+    make_grid = _make_grid()
 
     grid = make_grid(images.detach().cpu().view(-1, 1, 28, 28), nrow=nrow, padding=2, pad_value=0.5)
     picture = _to_pil(grid)
     _save_png(picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST), path)
+
+
+def _make_grid() -> Any:
+    """torchvision's ``make_grid``; a torch/torchvision mismatch is one line, not a traceback."""
+    from twinrun.record.versions import import_torchvision
+
+    return import_torchvision("torchvision.utils").make_grid
 
 
 def _pyplot() -> Any:
@@ -58,8 +65,7 @@ def _save_figure(fig: Any, path: Path) -> None:
 
 def _digits(images: torch.Tensor) -> Any:
     """[N, 1, 28, 28] in [0, 1] -> one [H, W] array of digits side by side (for imshow)."""
-    from torchvision.utils import make_grid
-
+    make_grid = _make_grid()
     grid = make_grid(images.detach().cpu().view(-1, 1, 28, 28), nrow=8, padding=2, pad_value=0.5)
     return grid[0].numpy()
 

@@ -78,3 +78,61 @@ def test_an_unknown_app_fails_before_anything_runs(tmp_path: Path) -> None:
     with pytest.raises(VerifyError, match="verify chooses each run's directory"):
         run_parity("vae-mnist", train, "vae_mnist", ["hydra.run.dir=/tmp/x"], workdir=tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+SCRIPT_APP = """\
+import logging
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+
+log = logging.getLogger(__name__)  # __main__ on the command line, the module's name in a test
+
+
+def train(cfg):
+    log.info("lr %s", cfg.lr)
+    logging.getLogger(__name__ + ".data").info("child logger")
+    Path(HydraConfig.get().runtime.output_dir, "result.txt").write_text(f"{cfg.lr * 2}\\n")
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="app")
+def main(cfg):
+    train(cfg)
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+@pytest.fixture
+def script_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A torch-free script app logging through ``getLogger(__name__)``, imported as ``parity_app``."""
+    import importlib
+
+    project = tmp_path / "project"
+    (project / "conf").mkdir(parents=True)
+    (project / "conf" / "app.yaml").write_text("lr: 0.5\n")
+    (project / "parity_app.py").write_text(SCRIPT_APP)
+    monkeypatch.syspath_prepend(str(project))
+    monkeypatch.delitem(__import__("sys").modules, "parity_app", raising=False)
+    yield project, importlib.import_module("parity_app")
+    __import__("sys").modules.pop("parity_app", None)
+
+
+def test_a_script_logging_through_dunder_name_has_parity(tmp_path: Path, script_app, monkeypatch) -> None:
+    from twinrun.testing import parity
+
+    project, module = script_app
+    script, conf = str(project / "parity_app.py"), project / "conf"
+    assert parity.script_module(script) == "parity_app"
+    result = run_parity(script, module.main, "app", ["lr=0.25"], workdir=tmp_path / "w", config_dir=conf)
+    result.assert_identical()
+    log = (result.compose_dir / "parity_app.log").read_text()
+    assert "[__main__][INFO] - lr 0.25" in log and "[__main__.data][INFO] - child logger" in log
+    # Negative control: without the renaming the same app differs, in its log only.
+    monkeypatch.setattr(parity, "script_module", lambda script: None)
+    plain = run_parity(script, module.main, "app", ["lr=0.25"], workdir=tmp_path / "p", config_dir=conf)
+    assert not plain.identical and plain.differing_files == ["parity_app.log"]
+    assert "[parity_app][INFO] - lr 0.25" in (plain.compose_dir / "parity_app.log").read_text()

@@ -32,9 +32,7 @@ import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 
-# A fixed name: run as a script this module is __main__, imported it is src.train, and parity would
-# (rightly) report the differing logger name in train.log.
-log = logging.getLogger("train")
+log = logging.getLogger(__name__)  # __main__ as a script, src.train in a test: parity takes both as one
 
 
 def train(cfg):

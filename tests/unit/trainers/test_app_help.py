@@ -73,3 +73,43 @@ def test_hydra_is_patched_only_during_help() -> None:
         assert Hydra.format_config_groups is _format_app_groups
         raise RuntimeError("the app failed")
     assert Hydra.format_config_groups is original  # restored after an error too
+
+
+@pytest.mark.parametrize(
+    ("app", "models", "trainings"),
+    [
+        ("vae_mnist", ["vae", "vae_small"], ["large_batch", "vae"]),
+        ("mnist_classifier", ["cnn_small", "model_conf"], ["large_batch", "training_conf"]),
+    ],
+)
+def test_each_apps_help_lists_only_the_options_it_can_use(app, models, trainings) -> None:
+    from twinrun.trainers.apps.help import usable_options
+
+    every_model = ["cnn_small", "model_conf", "vae", "vae_small"]
+    every_training = ["large_batch", "training_conf", "vae"]
+    assert usable_options(app, "model", every_model) == models
+    assert usable_options(app, "training", every_training) == trainings
+    assert usable_options(app, "data", ["mnist", "synthetic"]) == ["mnist", "synthetic"]
+    with hydra_for(config_dir(), app) as hydra, quick_help(["--help"], app=app):
+        page = _format_app_groups(hydra, lambda g: not is_hydra_group(g))
+    assert f"model: {', '.join(models)}\n" in page and f"training: {', '.join(trainings)}\n" in page
+    # Control: without an app (Hydra's own listing) every option of the shared conf/ shows.
+    with hydra_for(config_dir(), app) as hydra, quick_help(["--help"]):
+        page = _format_app_groups(hydra, lambda g: not is_hydra_group(g))
+    assert f"model: {', '.join(every_model)}\n" in page
+
+
+def test_options_are_judged_by_the_apps_defaults_and_targets(tmp_path: Path) -> None:
+    from twinrun.trainers.apps.help import usable_options
+
+    (tmp_path / "net").mkdir()
+    (tmp_path / "a.yaml").write_text("defaults:\n  - net: small\n  - override hydra/help: x\n")
+    (tmp_path / "b.yaml").write_text("defaults:\n  - net: other\n")
+    (tmp_path / "net" / "small.yaml").write_text("_target_: m.A\n")
+    (tmp_path / "net" / "big.yaml").write_text("_target_: m.A\nwidth: 9\n")
+    (tmp_path / "net" / "other.yaml").write_text("_target_: m.A\n")  # b's default: not a's to use
+    (tmp_path / "net" / "tree.yaml").write_text("_target_: m.Tree\n")  # another class
+    (tmp_path / "net" / "plain.yaml").write_text("width: 3\n")  # no target: kept
+    options = ["big", "other", "plain", "small", "tree"]
+    assert usable_options("a", "net", options, tmp_path) == ["big", "plain", "small"]
+    assert usable_options("b", "net", options, tmp_path) == ["big", "other", "plain"]  # b's own default

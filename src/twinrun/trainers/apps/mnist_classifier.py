@@ -31,7 +31,7 @@ def hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """The console script: the Hydra app, its ``--help`` page listing only the app's config groups."""
-    with quick_help():
+    with quick_help(app=APP_NAME):
         hydra_main()
 
 
