@@ -41,9 +41,9 @@ def surface_violations(text: str) -> list[str]:
             continue
         allowed = PUBLIC.get(module, set())
         for name in (n.strip() for n in names.split(",") if n.strip()):
-            if allowed is not None and name not in allowed:
-                found.append(f"from {module} import {name}")
-            elif allowed is None and not hasattr(__import__(module, fromlist=[name]), name):
+            if (allowed is not None and name not in allowed) or (
+                allowed is None and not hasattr(__import__(module, fromlist=[name]), name)
+            ):
                 found.append(f"from {module} import {name}")
     for match in CALL.finditer(text):
         module, _, name = match[1].rpartition(".")
@@ -84,7 +84,7 @@ def usage_blocks(text: str) -> list[tuple[str, str]]:
         first = body.splitlines()[0] if body.strip() else ""
         match = re.match(r"twinrun (\w+) [^#]*\[", first)
         if match:
-            lines = [first] + list(re.findall(r"^\s+\S.*$", body.split("\n", 1)[1], re.M))
+            lines = [first, *list(re.findall(r"^\s+\S.*$", body.split("\n", 1)[1], re.M))]
             blocks.append((match[1], "\n".join(lines)))
     return blocks
 

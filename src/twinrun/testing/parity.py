@@ -185,7 +185,8 @@ def run_parity(
         watch.before()
         with preserved_global_state():
             scramble_global_rngs()
-            with hydra_run(cfg, compose_dir, job_name(train), overrides) as job_cfg, logged_as_main(main_module):
+            run = hydra_run(cfg, compose_dir, job_name(train), overrides)
+            with run as job_cfg, logged_as_main(main_module):
                 task(job_cfg) if task is not None else train(job_cfg, compose_dir)
         twins.append(watch.after(1, compose_dir))
     finally:

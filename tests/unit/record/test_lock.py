@@ -80,9 +80,11 @@ def test_a_planted_symlink_is_refused_and_its_target_left_alone(tmp_path, target
         victim.write_text("precious\n")
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / LOCK_FILE).symlink_to(victim)
-    with pytest.raises(RunDirError, match=r"\.twinrun\.lock is not a regular file .*remove it") as error:
-        with run_dir_lock(tmp_path / "run"):
-            pass
+    with (
+        pytest.raises(RunDirError, match=r"\.twinrun\.lock is not a regular file .*remove it") as error,
+        run_dir_lock(tmp_path / "run"),
+    ):
+        pass
     assert "\n" not in str(error.value)
     assert victim.read_text() == "precious\n" if target == "file" else not victim.exists()
     assert (tmp_path / "run" / LOCK_FILE).is_symlink()  # refused, not removed either
