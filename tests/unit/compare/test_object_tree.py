@@ -52,6 +52,7 @@ PAIRS = {
     "key 'a/b' vs nested a, b": ({"a/b": T}, {"a": {"b": T}}),
     "bytes vs bytearray": ({"x": b"ab"}, {"x": bytearray(b"ab")}),
     "Parameter vs tensor": ({"w": torch.nn.Parameter(T.clone())}, {"w": T.clone()}),
+    "plain tensor requires_grad vs not": ({"w": T.clone().requires_grad_()}, {"w": T.clone()}),
     "frozen layer": (_frozen_linear(True), _frozen_linear(False)),
     "tensor as dict key": ({"k": {T.clone(): 1}}, {"k": {T.clone() + 1: 1}}),
     "tensor in a set": ({"s": {T.clone()}}, {"s": {T.clone() + 1}}),

@@ -334,6 +334,22 @@ def test_nans_infinities_and_overflow_are_counted_without_numpy_warnings() -> No
     assert diff.max_abs_diff == math.inf and diff.close is False
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16], ids=str)
+def test_signed_zero_and_nan_payload_are_different_bits(dtype: torch.dtype) -> None:
+    a = torch.zeros(4, dtype=dtype)  # 8 bytes or more: compared as words, the fast path
+    b = a.clone()
+    b[1] = -0.0  # == 0.0 as a number, other bits
+    (diff,) = compare_weights(*_pair({"w": a}, {"w": b})).differing
+    assert (diff.differing, diff.first_index) == (1, 1)
+    nan = _floats([NAN64]).to(torch.float64)
+    c, d = torch.ones(2, dtype=torch.float64), torch.ones(2, dtype=torch.float64)
+    c[0], d[0] = nan[0], nan[0]
+    d.view(torch.int64)[0] = NAN64_PAYLOAD
+    assert compare_weights(*_pair({"w": c}, {"w": d})).status == DIFFERENT
+    assert compare_weights(*_pair({"w": c}, {"w": c.clone()})).status == IDENTICAL  # control: same NaN
+    assert compare_weights(*_pair({"w": a}, {"w": a.clone()})).status == IDENTICAL  # control
+
+
 @pytest.mark.parametrize("size", [2, 16], ids=["dense", "sparse"])
 def test_nan_payloads_are_close_and_a_one_sided_nan_is_not(size: int) -> None:
     a = torch.ones(size, dtype=torch.float64)

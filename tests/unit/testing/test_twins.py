@@ -96,3 +96,17 @@ def test_each_twin_starts_from_a_fresh_global_rng_state_not_the_one_the_last_lef
     for previous_end, start in zip(ends, starts[1:], strict=False):
         assert start != previous_end  # ... not the one the twin before left behind
     assert random.getstate() == before[0] and torch.equal(torch.get_rng_state(), before[1])
+
+
+def test_fewer_than_two_runs_are_refused_before_anything_runs(in_project: Path) -> None:
+    calls: list[Path] = []
+
+    def train(cfg: Any, run_dir: Path) -> None:
+        calls.append(run_dir)
+        (run_dir / "out.bin").write_bytes(b"x")
+
+    for runs in (1, 0, True, 2.0):  # one run compared with nothing proves nothing
+        with pytest.raises(ValueError, match="runs >= 2"):
+            run_twins(train, None, in_project / "n", runs=runs)  # type: ignore[arg-type]
+    assert calls == []
+    assert run_twins(train, None, in_project / "two", runs=2).identical  # control: two runs are checked
