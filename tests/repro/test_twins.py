@@ -4,8 +4,9 @@ logs, metrics, traces and canonical resolved configs, judged by ``twinrun.compar
 Each option an app can use is one test; the default config's twins are those of the DataLoader
 workers test. Every run here trains two epochs (``tests.variants.TEST_SIZE``), so a fault that
 starts in the second epoch shows, and with two DataLoader workers (``REPRO_WORKERS``), so a fault
-that only workers show does too. Each test fails if the trainer is made nondeterministic (the plugin's twins start from
-different global RNG states); the negative controls live in ``tests/sensitivity``.
+that only workers show does too. Each test fails if the trainer is made nondeterministic (the
+plugin's twins start from different global RNG states); the negative controls live in
+``tests/sensitivity``.
 """
 
 from __future__ import annotations
