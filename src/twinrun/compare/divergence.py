@@ -50,6 +50,18 @@ def _first_parameter(
     return None, None
 
 
+def _unseeded_start(row_a: dict[str, Any], row_b: dict[str, Any], streams: list[str]) -> bool:
+    """Whether first rows that differ in RNG state show an unseeded start rather than one extra draw.
+
+    An unseeded run starts every stream elsewhere (or, when data order comes from the global RNG, also a
+    different first batch); one extra draw before the first step moves one stream and leaves the batch.
+    """
+    recorded = set(row_a.get("rng") or {}) & set(row_b.get("rng") or {})
+    if not recorded:
+        return False
+    return _differ(row_a, row_b, "batch") or (len(recorded) > 1 and set(streams) >= recorded)
+
+
 def find_divergence(
     rows_a: list[dict[str, Any]],
     rows_b: list[dict[str, Any]],
@@ -83,7 +95,7 @@ def find_divergence(
             what.append(f"step numbers differ ({row_a.get('step')} vs {row_b.get('step')})")
         elif config_differs:
             cause = CONFIGURATION
-        elif index == 0 and streams and row_a.get("rng") and row_b.get("rng"):
+        elif index == 0 and streams and _unseeded_start(row_a, row_b, streams):
             # Before the first step nothing but the start can have drawn differently: the model's
             # initial weights and the first batch come from unseeded draws. Not "data order".
             cause = UNSEEDED_START

@@ -105,6 +105,9 @@ def open_torch_file(path: Path, shown: str) -> TorchFile:
         raise
 
 
+MAX_ZIP_PREFIX = 1 << 20  # bytes before a zip's first record that are read to be compared
+
+
 def _open_zip(file: IO[bytes], size: int, shown: str) -> TorchFile:
     archive = zipfile.ZipFile(file)
     names = archive.namelist()
@@ -130,6 +133,16 @@ def _open_zip(file: IO[bytes], size: int, shown: str) -> TorchFile:
         value = _record_value(archive, archive.getinfo(name))
         if name != f"{prefix}{SERIALIZATION_ID}":
             records[name.removeprefix(prefix)] = value
+    # Bytes outside every member are part of the file too (the byte rule): torch.save writes neither data
+    # before the first member nor a comment after the directory; either one is compared, not skipped.
+    first = min((info.header_offset for info in archive.infolist()), default=0)
+    if first:
+        if first > MAX_ZIP_PREFIX:
+            raise UnusableRunError(f"{shown} has {first} bytes before its first record; the file is corrupt")
+        file.seek(0)
+        records["(bytes before the zip)"] = file.read(first)
+    if archive.comment:
+        records["(zip comment)"] = archive.comment
     regions: dict[str, Region] = {}
     for key, storage in storages.items():
         try:

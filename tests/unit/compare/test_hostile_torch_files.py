@@ -24,9 +24,17 @@ CPU_SECONDS = 5.0  # a few seconds each (CPU time: a loaded CI machine does not 
 
 
 def _runs(root: Path, name: str, a: bytes, b: bytes | None = None) -> tuple[Path, Path]:
-    """Run directories ``root/A`` and ``root/B`` holding ``name`` (B's bytes default to A's)."""
+    """Run directories ``root/A`` and ``root/B`` holding ``name``.
+
+    B's bytes default to A's with a difference the reader must get past: identical bytes are identical
+    without any reader (the byte rule), so only files whose bytes differ make the reader face the bomb.
+    """
+    if b is None:
+        # A zip's archive folder renamed (torch names it after the file: twins saved under other names),
+        # or one byte after a legacy file.
+        b = a.replace(b"archive/", b"archivb/") if a.startswith(b"PK") else a + b"\0"
     dirs = root / "A", root / "B"
-    for d, data in zip(dirs, (a, a if b is None else b), strict=True):
+    for d, data in zip(dirs, (a, b), strict=True):
         d.mkdir(parents=True)
         (d / name).write_bytes(data)
     return dirs
@@ -81,7 +89,7 @@ def test_bombs_end_in_bounded_memory_and_time(tmp_path: Path) -> None:
         _check(result, _size(pair))
         if "deep" in name:
             assert result["code"] == 2 and "nested more than" in result["stderr"], (name, result)
-    assert results[-1]["code"] == 0  # the shared string: a correct verdict, not a refusal
+    assert results[-1]["code"] == 0, results[-1]  # the shared string: a correct verdict, not a refusal
 
 
 def test_bounded_files_have_correct_verdicts(tmp_path: Path) -> None:
@@ -101,8 +109,11 @@ def test_numpy_bombs_and_lies(tmp_path: Path) -> None:
     fortran = hf.npy_header((4096, 4096), fortran=True)  # 128 MiB of float64
     overflow = hf.npy_header((1 << 32, 1 << 32, 1 << 32))  # the element count overflows int64
     pairs = {
-        "Fortran-ordered member of 128 MiB": _runs(
-            tmp_path / "f", "a.npz", _npz([("a.npy", hf.Zeros(fortran, 128), True)])
+        "Fortran-ordered member of 128 MiB": _runs(  # B has one more member: the reader must read a.npy
+            tmp_path / "f",
+            "a.npz",
+            _npz([("a.npy", hf.Zeros(fortran, 128), True)]),
+            _npz([("a.npy", hf.Zeros(fortran, 128), True), ("notes.txt", b"run 2", False)]),
         ),
         "shape overflows int64": _runs(tmp_path / "o", "a.npy", overflow + bytes(8), overflow + b"\x01" * 8),
         "member that is not .npy": _runs(
@@ -223,3 +234,31 @@ def test_fuzzed_hostile_torch_files(
     result = server.compare(*pair)
     _check(result, _size(pair))
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("where", ["before the first record", "as a zip comment"])
+def test_bytes_outside_every_zip_member_are_compared(tmp_path: Path, where: str) -> None:
+    """The byte rule for torch zips: data zipfile skips (a prefix, a comment) is not excused."""
+    import io
+
+    import torch
+
+    from twinrun.compare.run_reader import UnusableRunError
+    from twinrun.compare.runs import compare_runs
+
+    buffer = io.BytesIO()
+    torch.save({"w": torch.arange(4.0)}, buffer)
+    a = buffer.getvalue()
+    if where == "as a zip comment":
+        assert a[-2:] == b"\0\0"  # torch.save writes no comment
+        b = a[:-2] + (5).to_bytes(2, "little") + b"run B"
+    else:
+        b = b"run B\n" + a
+    run_a, run_b = _runs(tmp_path, "model.pt", a, b)
+    if where == "as a zip comment":
+        assert compare_runs(run_a, run_b).exit_code == 1
+    else:  # torch.load refuses it too: not a torch file beside one that is, unusable
+        with pytest.raises(UnusableRunError, match=r"not a torch\.save file"):
+            compare_runs(run_a, run_b)
+    same_a, same_b = _runs(tmp_path / "same", "model.pt", b, b)  # negative control: the same bytes
+    assert compare_runs(same_a, same_b).exit_code == 0
