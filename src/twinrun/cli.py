@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 from twinrun import __version__
 from twinrun.errors import TwinrunError
+from twinrun.verify.audit_cli import add_parser as add_audit_parser
 from twinrun.verify.cli import add_parser as add_verify_parser
 from twinrun.verify.explain_cli import add_parser as add_explain_parser
 from twinrun.verify.processes import Terminated
@@ -120,7 +121,12 @@ def run_compare(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
-SUBCOMMANDS: list[Callable[[Subparsers], None]] = [add_compare_parser, add_verify_parser, add_explain_parser]
+SUBCOMMANDS: list[Callable[[Subparsers], None]] = [
+    add_compare_parser,
+    add_verify_parser,
+    add_explain_parser,
+    add_audit_parser,
+]
 
 
 def build_parser() -> _Parser:

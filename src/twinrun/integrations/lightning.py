@@ -20,8 +20,13 @@ One trace row per optimizer step, recorded through :class:`twinrun.record.record
 At fit end the artifacts (``trace.jsonl``, ``weights.safetensors`` + ``manifest.json``; ``env.json`` at
 fit start) go into ``run_dir``, else Hydra's run directory when ``HydraConfig`` is set, else
 ``trainer.default_root_dir``. Under DDP only global rank 0 records. A fit that raises writes no
-trace or weights. The trace rows travel in Lightning's checkpoints (the callback's state), so a run
-resumed with ``ckpt_path`` continues its trace.
+trace or weights. The trace rows and every global RNG state travel in Lightning's checkpoints (the
+callback's state), so a run resumed with ``ckpt_path`` continues its trace and its random streams.
+
+``twinrun audit`` replays a few steps of a run (:mod:`twinrun.record.replay`): pass
+``ckpt_path=resume_path()`` to ``trainer.fit`` (the checkpoint the audit names, else your own default);
+the callback stops the fit after the audit's last step. Checkpoints the audit can use are saved at epoch
+ends and named with the step (``ModelCheckpoint(filename="{step}", save_top_k=-1)``).
 
 Lightning is imported here only: ``import twinrun`` never needs it.
 """
@@ -36,6 +41,15 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, SequentialSampler
 
 from twinrun.record.recorder import Recorder
+from twinrun.record.replay import replay_request
+from twinrun.record.rng_state import capture_rng_state, restore_rng_state
+
+
+def resume_path(default: str | Path | None = None) -> str | None:
+    """The checkpoint ``twinrun audit`` asks this process to resume from (``$TWINRUN_RESUME_FROM``),
+    else ``default``: pass it as ``trainer.fit(..., ckpt_path=resume_path())``."""
+    resume = replay_request().resume_from
+    return str(resume) if resume is not None else (str(default) if default is not None else None)
 
 
 def hydra_output_dir() -> str | None:
@@ -78,6 +92,7 @@ class TwinrunCallback(pl.Callback):
         self._eager = False  # the open row was started right after a step, inside a batch
         self._in_batch = False
         self._restored: list[dict[str, Any]] | None = None
+        self._restored_rng: dict[str, Any] | None = None
 
     # --- fit ---------------------------------------------------------------------------------------------
 
@@ -90,6 +105,11 @@ class TwinrunCallback(pl.Callback):
         )
         self.recorder.start()
         self._hooks = [opt.register_step_post_hook(self._after_optimizer_step) for opt in trainer.optimizers]
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._restored_rng is not None:  # before the first epoch's loader draws its order
+            restore_rng_state(self._restored_rng)
+            self._restored_rng = None
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._remove_hooks()
@@ -155,11 +175,16 @@ class TwinrunCallback(pl.Callback):
         if self.recorder is not None and self._eager:  # no further step came in this batch
             self.recorder.discard_step()
             self._eager = False
+        if self.recorder is not None and self.recorder.stop_requested:  # twinrun audit's last step
+            trainer.should_stop = True
 
     # --- checkpoints -------------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        return {"trace": self.recorder.rows} if self.recorder is not None else {}
+        if self.recorder is None:
+            return {}
+        return {"trace": self.recorder.rows, "rng": capture_rng_state()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._restored = list(state_dict.get("trace", [])) or None
+        self._restored_rng = state_dict.get("rng")
