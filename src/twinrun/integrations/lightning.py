@@ -93,6 +93,7 @@ class TwinrunCallback(pl.Callback):
         self._in_batch = False
         self._restored: list[dict[str, Any]] | None = None
         self._restored_rng: dict[str, Any] | None = None
+        self._epoch_started: int | None = None  # the 0-based epoch whose batches were read
 
     # --- fit ---------------------------------------------------------------------------------------------
 
@@ -104,6 +105,9 @@ class TwinrunCallback(pl.Callback):
             run_dir, pl_module, params_every=self.params_every, config=self.config, device=pl_module.device
         )
         self.recorder.start()
+        stop = self.recorder.replay.stop_after
+        if stop is not None:  # twinrun audit: the fit ends after this step (resumed ones included)
+            trainer.fit_loop.epoch_loop.max_steps = stop
         self._hooks = [opt.register_step_post_hook(self._after_optimizer_step) for opt in trainer.optimizers]
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -133,6 +137,7 @@ class TwinrunCallback(pl.Callback):
         if self.recorder is not None:  # Lightning has called the sampler's set_epoch already
             self._epoch_batches = sampler_batches(trainer.train_dataloader)
             self._epoch = trainer.current_epoch + 1
+            self._epoch_started = trainer.current_epoch
 
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
@@ -143,6 +148,8 @@ class TwinrunCallback(pl.Callback):
         if self._restored is not None:  # Lightning restores callback states after on_fit_start
             rec.restore(self._restored)
             self._restored = None
+        if self._epoch_started != trainer.current_epoch:  # resumed mid-epoch: no on_train_epoch_start
+            self.on_train_epoch_start(trainer, pl_module)
         batches = self._epoch_batches
         indices = batches[batch_idx] if batches is not None and batch_idx < len(batches) else None
         self._batch, self._in_batch = (indices, batch), True
@@ -164,7 +171,7 @@ class TwinrunCallback(pl.Callback):
         loss, self._loss = self._loss, None
         rec.after_step(loss if loss is not None else float("nan"))
         self._eager = False
-        if self._in_batch:  # another optimizer may step in this batch: its row starts now
+        if self._in_batch and not rec.stop_requested:  # another optimizer may step: its row starts now
             rec.before_step(*self._batch, epoch=self._epoch)
             self._eager = True
 
@@ -175,8 +182,6 @@ class TwinrunCallback(pl.Callback):
         if self.recorder is not None and self._eager:  # no further step came in this batch
             self.recorder.discard_step()
             self._eager = False
-        if self.recorder is not None and self.recorder.stop_requested:  # twinrun audit's last step
-            trainer.should_stop = True
 
     # --- checkpoints -------------------------------------------------------------------------------------
 

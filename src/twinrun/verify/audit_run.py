@@ -80,7 +80,7 @@ def _kind(run: RunDir, job: str | None) -> str:
         training = tree.get("training") if isinstance(tree, dict) else None
         if isinstance(training, dict) and "resume_from" in training:
             return TRAINER
-    return RECORDER if (run.path / "checkpoints").is_dir() else LIGHTNING
+    return RECORDER if any((run.path / "checkpoints").glob("step-*.pt")) else LIGHTNING
 
 
 def read_run(path: str | Path, app: str | None, *, trusted: bool) -> AuditedRun:
