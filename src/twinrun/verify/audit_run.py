@@ -122,7 +122,7 @@ def replay_settings(kind: str, segment: Segment) -> tuple[list[str], dict[str, s
         extra = [f"training.max_steps={segment.stop}"]
         if segment.checkpoint is not None:
             extra.append(f"training.resume_from={hydra_quote(str(segment.checkpoint))}")
-        return extra, {}
+        return extra, {STOP_ENV: str(segment.stop)}  # the trainer then draws no pictures
     env = {STOP_ENV: str(segment.stop)}
     if segment.checkpoint is not None:
         env[RESUME_ENV] = str(segment.checkpoint)
