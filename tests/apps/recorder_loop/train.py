@@ -42,9 +42,9 @@ def train(cfg: DictConfig, run_dir: str) -> None:
             start_epoch, skip = state["epoch"], state["batch"]
         for epoch in range(start_epoch, cfg.epochs + 1):
             if skip == 0:
-                order = torch.randperm(cfg.samples, generator=shuffle)
                 epoch_shuffle = shuffle.get_state()
-            else:  # resumed mid-epoch: the order drawn at this epoch's start was saved
+                order = torch.randperm(cfg.samples, generator=shuffle)
+            else:  # resumed mid-epoch: the generator's state at this epoch's start was saved
                 epoch_shuffle = state["epoch_shuffle"]
                 order = torch.randperm(cfg.samples, generator=torch.Generator().set_state(epoch_shuffle))
             for batch, indices in enumerate(order.split(cfg.batch)):
