@@ -70,7 +70,9 @@ def train(run_dir: Path, overrides: list[str], fault: str | None) -> tuple[float
     return wall, cpu
 
 
-def audit(run_dir: Path, workdir: Path, segments: int, k: int, jobs: int, fault: str | None) -> dict[str, Any]:
+def audit(
+    run_dir: Path, workdir: Path, segments: int, k: int, jobs: int, fault: str | None
+) -> dict[str, Any]:
     argv = [sys.executable, "-m", "twinrun", "audit", str(run_dir), "--app", str(APP), "--json"]
     argv += ["--segments", str(segments), "--steps", str(k), "--jobs", str(jobs), "--workdir", str(workdir)]
     out = workdir.with_suffix(".json")
@@ -155,14 +157,22 @@ def _detect(args: argparse.Namespace, overrides: list[str], work: Path, results:
     for label, spec, persistent in faults(args.steps, args.every, args.epochs):
         name = spec.replace(":", "-")
         train(work / name, overrides, spec)
-        every = audit(work / name, work / f"audit-{name}", 1000, args.k, args.jobs, spec if persistent else None)
+        every = audit(
+            work / name, work / f"audit-{name}", 1000, args.k, args.jobs, spec if persistent else None
+        )
         caught = [not s["reproduced"] for s in every["segments"]]
         starts = [s["start"] for s in every["segments"]]
         chance = {n: catch_probability(caught, n) for n in ns}
         results["faults"].append(
-            {"fault": label, "spec": spec, "persistent": persistent, "caught_from": [s for s, c in zip(starts, caught) if c],
-             "segments": starts, "p_catch": chance,
-             "causes": sorted({s["divergence"]["cause"] for s in every["segments"] if s["divergence"]})}
+            {
+                "fault": label,
+                "spec": spec,
+                "persistent": persistent,
+                "caught_from": [s for s, c in zip(starts, caught, strict=True) if c],
+                "segments": starts,
+                "p_catch": chance,
+                "causes": sorted({s["divergence"]["cause"] for s in every["segments"] if s["divergence"]}),
+            }
         )
         hits = ",".join(str(s) for s, c in zip(starts, caught, strict=True) if c) or "none"
         print(f"{label} | {hits} | " + " | ".join(f"{chance[n]:.2f}" for n in ns), flush=True)

@@ -62,17 +62,37 @@ def recorder_runs(tmp_path_factory) -> Path:
 
 
 def test_a_clean_recorder_loop_is_reproduced(recorder_runs, capsys, tmp_path) -> None:
-    code, report, _ = audit(capsys, recorder_runs / "clean", RECORDER_APP, "--segments", "2", "--steps", "2",
-                            "--workdir", str(tmp_path))
+    code, report, _ = audit(
+        capsys,
+        recorder_runs / "clean",
+        RECORDER_APP,
+        "--segments",
+        "2",
+        "--steps",
+        "2",
+        "--workdir",
+        str(tmp_path),
+    )
     assert code == 0, report
     assert report["verdict"] == "reproduced (2 segments, 2 steps each, 20% of the run replayed)"
     assert [(s["start"], s["stop"]) for s in report["segments"]] == [(0, 2), (15, 17)]
 
 
-def test_a_recorder_loop_with_noise_from_step_12_is_not_reproduced(recorder_runs, capsys, tmp_path, monkeypatch):
+def test_a_recorder_loop_with_noise_from_step_12_is_not_reproduced(
+    recorder_runs, capsys, tmp_path, monkeypatch
+):
     monkeypatch.setenv(NOISE, "12")  # the bug is in the code: the replays have it too
-    code, report, _ = audit(capsys, recorder_runs / "faulty", RECORDER_APP, "--segments", "2", "--steps", "2",
-                            "--workdir", str(tmp_path))
+    code, report, _ = audit(
+        capsys,
+        recorder_runs / "faulty",
+        RECORDER_APP,
+        "--segments",
+        "2",
+        "--steps",
+        "2",
+        "--workdir",
+        str(tmp_path),
+    )
     assert code == 1
     assert [s["reproduced"] for s in report["segments"]] == [True, False]
     div = report["segments"][1]["divergence"]
@@ -92,8 +112,12 @@ def test_recorded_overrides_that_choose_code_never_run(recorder_runs, capsys, tm
     assert code == 2 and "refusing the recorded override" in err and len(err.strip().splitlines()) == 1
     assert not marker.exists() and not list((tmp_path / "w").glob("segment-*"))
     # negative control: the same overrides on a command line do run code
-    subprocess.run([sys.executable, str(RECORDER_APP), *planted, f"hydra.run.dir={tmp_path / 'c'}", "epochs=1"],
-                   capture_output=True, timeout=600, check=False)
+    subprocess.run(
+        [sys.executable, str(RECORDER_APP), *planted, f"hydra.run.dir={tmp_path / 'c'}", "epochs=1"],
+        capture_output=True,
+        timeout=600,
+        check=False,
+    )
     assert marker.exists()
 
 
@@ -117,8 +141,19 @@ def test_a_fault_planted_after_a_checkpoint_is_caught(kind, capsys, tmp_path, mo
     launch(app, tmp_path / "run", *args, env=env)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    code, report, _ = audit(capsys, tmp_path / "run", app, "--segments", "2", "--steps", "2",
-                            "--workdir", str(tmp_path / "w"), "--html", str(tmp_path / "audit.html"))
+    code, report, _ = audit(
+        capsys,
+        tmp_path / "run",
+        app,
+        "--segments",
+        "2",
+        "--steps",
+        "2",
+        "--workdir",
+        str(tmp_path / "w"),
+        "--html",
+        str(tmp_path / "audit.html"),
+    )
     assert code == 1, report
     assert report["kind"] == kind
     assert [s["reproduced"] for s in report["segments"]] == [True, False]  # before the fault: reproduced

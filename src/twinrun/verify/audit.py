@@ -106,7 +106,9 @@ class AuditResult:
         assert first is not None and first.divergence is not None
         div = first.divergence
         parameter = f", parameter {div.parameter}" if div.parameter else ""
-        return f"not reproduced: step {div.step} ({div.cause}{parameter}) in the replay of {first.segment.label}"
+        return (
+            f"not reproduced: step {div.step} ({div.cause}{parameter}) in the replay of {first.segment.label}"
+        )
 
 
 def _as_int(value: Any) -> int:
@@ -160,7 +162,9 @@ def segment_divergence(
     """The first step of ``segment`` where the replay's trace row differs from the run's (None: all equal)."""
 
     def window(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [r for r in rows if isinstance(r.get("step"), int) and segment.start < r["step"] <= segment.stop]
+        return [
+            r for r in rows if isinstance(r.get("step"), int) and segment.start < r["step"] <= segment.stop
+        ]
 
     ours, theirs = window(recorded), window(replayed)
     pairs = list(zip(ours, theirs, strict=False))

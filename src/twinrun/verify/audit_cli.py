@@ -28,7 +28,9 @@ def add_parser(subparsers: Any) -> None:
         "(no trace, no checkpoints, an app that cannot resume). See docs/audit.md.",
     )
     p.add_argument("run", metavar="RUN", help="the run directory to audit")
-    p.add_argument("--app", help="the app that made RUN (default: twinrun's trainers by their Hydra job name)")
+    p.add_argument(
+        "--app", help="the app that made RUN (default: twinrun's trainers by their Hydra job name)"
+    )
     p.add_argument("--segments", type=int, default=5, metavar="N", help="segments to replay (default 5)")
     p.add_argument("--steps", type=int, default=5, metavar="K", help="steps per segment (default 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the choice of segments (default 0)")
@@ -188,12 +190,19 @@ def render(result: AuditResult, fmt: str = "text") -> str:
     headers, rows = ["segment", "from", "verdict"], _rows(result)
     explain = _explain_lines(result)
     if fmt == "markdown":
-        out = [f"## twinrun audit: {result.verdict}", "", f"`{result.run}` ({result.app}, {result.total_steps} steps)"]
+        out = [
+            f"## twinrun audit: {result.verdict}",
+            "",
+            f"`{result.run}` ({result.app}, {result.total_steps} steps)",
+        ]
         out += ["", render_table(headers, rows, markdown=True)]
         if explain:
             out += ["", "### explain", "", *(f"- {line}" for line in explain)]
         return "\n".join(out) + "\n"
-    out = [f"twinrun audit: {result.verdict}", f"  run: {result.run} ({result.app}, {result.total_steps} steps)"]
+    out = [
+        f"twinrun audit: {result.verdict}",
+        f"  run: {result.run} ({result.app}, {result.total_steps} steps)",
+    ]
     out += ["", render_table(headers, rows)]
     if explain:
         out += ["", "explain", *(f"  {line}" for line in explain)]
@@ -204,7 +213,8 @@ def render_html(result: AuditResult) -> str:
     """One self-contained page: the verdict and every segment (no script, no external resource)."""
     esc = html.escape
     cells = "".join(
-        f"<tr class='{'ok' if s.reproduced else 'bad'}'><td>{esc(a)}</td><td>{esc(b)}</td><td>{esc(c)}</td></tr>"
+        f"<tr class='{'ok' if s.reproduced else 'bad'}'>"
+        f"<td>{esc(a)}</td><td>{esc(b)}</td><td>{esc(c)}</td></tr>"
         for s, (a, b, c) in zip(result.segments, _rows(result), strict=True)
     )
     explain = "".join(f"<li>{esc(line)}</li>" for line in _explain_lines(result))

@@ -87,7 +87,9 @@ def read_run(path: str | Path, app: str | None, *, trusted: bool) -> AuditedRun:
     """The audited run: its app, kind, plain overrides, hash seed, trace rows and checkpoints."""
     run = open_run(path)
     if not run.has(TRACE):
-        raise VerifyError(f"{run.show(TRACE)} does not exist; twinrun audit needs a run that recorded a trace")
+        raise VerifyError(
+            f"{run.show(TRACE)} does not exist; twinrun audit needs a run that recorded a trace"
+        )
     job = _job_name(run)
     name = app or JOB_APPS.get(job or "")
     if name is None:
@@ -97,7 +99,9 @@ def read_run(path: str | Path, app: str | None, *, trusted: bool) -> AuditedRun:
         )
     overrides = read_overrides(run)
     if overrides is None:
-        raise VerifyError(f"{run.show('.hydra/overrides.yaml')} does not exist; twinrun audit needs a Hydra run")
+        raise VerifyError(
+            f"{run.show('.hydra/overrides.yaml')} does not exist; twinrun audit needs a Hydra run"
+        )
     refuse_untrusted_overrides(overrides, trusted=trusted, source=run.show(".hydra/overrides.yaml"))
     own = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in _REPLAY_KEYS]
     env = read_json(run, ENV) if run.has(ENV) else {}

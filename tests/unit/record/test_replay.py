@@ -52,7 +52,7 @@ def test_negative_control_a_changed_model_changes_the_replayed_rows(full_run, tm
 def test_a_loop_that_does_not_resume_fails_in_one_line(full_run, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv(RESUME_ENV, str(full_run / "checkpoints" / "step-00000003.pt"))
     monkeypatch.setattr(app.Recorder, "resume_point", lambda self, path=None: None)  # the loop ignores it
-    with pytest.raises(RecorderError, match="did not resume.*cannot resume") as raised:
+    with pytest.raises(RecorderError, match=r"did not resume.*cannot resume") as raised:
         app.train(CFG, str(tmp_path))
     assert "\n" not in str(raised.value)
     assert not (tmp_path / "trace.jsonl").exists()  # nothing half-written
