@@ -72,6 +72,13 @@ def run_audit(args: argparse.Namespace) -> int:
     _check(args)
     audited = read_run(args.run, args.app, trusted=args.trust_overrides)
     workdir = prepare_workdir(args.workdir, 0, kind="segment")
+    stale = sorted(p.name for p in workdir.glob("segment-*")) + sorted(
+        p.name for p in workdir.glob("explain-*")
+    )
+    if stale:
+        raise VerifyError(
+            f"--workdir {args.workdir} already holds {stale[0]}; give an empty or new directory"
+        )
     sys.stderr.write(
         f"twinrun audit: {audited.total_steps} steps of {audited.app.app} ({audited.kind}); "
         f"replays in {workdir}\n"

@@ -72,3 +72,15 @@ def test_a_run_without_checkpoints_cannot_be_audited(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert "cannot be audited: it kept no checkpoint before its last step" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_workdir_of_an_earlier_audit_is_refused(tmp_path, capsys) -> None:
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text("[]\n")
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "step-00000002.pt").write_bytes(b"x")
+    (run / "trace.jsonl").write_text("".join(f'{{"step": {s}}}\n' for s in range(1, 5)))
+    (tmp_path / "w" / "segment-0").mkdir(parents=True)
+    assert twinrun(["audit", str(run), "--app", "vae-mnist", "--workdir", str(tmp_path / "w")]) == 2
+    assert "already holds segment-0" in capsys.readouterr().err
