@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 from twinrun import __version__
 from twinrun.errors import TwinrunError
 from twinrun.golden.cli import add_parser as add_golden_parser
+from twinrun.verify.audit_cli import add_parser as add_audit_parser
 from twinrun.verify.cli import add_parser as add_verify_parser
 from twinrun.verify.doctor_cli import add_parser as add_doctor_parser
 from twinrun.verify.explain_cli import add_parser as add_explain_parser
@@ -129,6 +130,7 @@ SUBCOMMANDS: list[Callable[[Subparsers], None]] = [
     add_explain_parser,
     add_golden_parser,
     add_doctor_parser,
+    add_audit_parser,
 ]
 
 # The project has no published site: the docs are the README and docs/ of its source tree.

@@ -20,8 +20,13 @@ One trace row per optimizer step, recorded through :class:`twinrun.record.record
 At fit end the artifacts (``trace.jsonl``, ``weights.safetensors`` + ``manifest.json``; ``env.json`` at
 fit start) go into ``run_dir``, else Hydra's run directory when ``HydraConfig`` is set, else
 ``trainer.default_root_dir``. Under DDP only global rank 0 records. A fit that raises writes no
-trace or weights. The trace rows travel in Lightning's checkpoints (the callback's state), so a run
-resumed with ``ckpt_path`` continues its trace.
+trace or weights. The trace rows and every global RNG state travel in Lightning's checkpoints (the
+callback's state), so a run resumed with ``ckpt_path`` continues its trace and its random streams.
+
+``twinrun audit`` replays a few steps of a run (:mod:`twinrun.record.replay`): pass
+``ckpt_path=resume_path()`` to ``trainer.fit`` (the checkpoint the audit names, else your own default);
+the callback stops the fit after the audit's last step. Checkpoints the audit can use are saved at epoch
+ends and named with the step (``ModelCheckpoint(filename="{step}", save_top_k=-1)``).
 
 Lightning is imported here only: ``import twinrun`` never needs it.
 """
@@ -36,6 +41,15 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, SequentialSampler
 
 from twinrun.record.recorder import Recorder
+from twinrun.record.replay import replay_request
+from twinrun.record.rng_state import capture_rng_state, restore_rng_state
+
+
+def resume_path(default: str | Path | None = None) -> str | None:
+    """The checkpoint ``twinrun audit`` asks this process to resume from (``$TWINRUN_RESUME_FROM``),
+    else ``default``: pass it as ``trainer.fit(..., ckpt_path=resume_path())``."""
+    resume = replay_request().resume_from
+    return str(resume) if resume is not None else (str(default) if default is not None else None)
 
 
 def hydra_output_dir() -> str | None:
@@ -78,6 +92,8 @@ class TwinrunCallback(pl.Callback):
         self._eager = False  # the open row was started right after a step, inside a batch
         self._in_batch = False
         self._restored: list[dict[str, Any]] | None = None
+        self._restored_rng: dict[str, Any] | None = None
+        self._epoch_started: int | None = None  # the 0-based epoch whose batches were read
 
     # --- fit ---------------------------------------------------------------------------------------------
 
@@ -89,7 +105,15 @@ class TwinrunCallback(pl.Callback):
             run_dir, pl_module, params_every=self.params_every, config=self.config, device=pl_module.device
         )
         self.recorder.start()
+        stop = self.recorder.replay.stop_after
+        if stop is not None:  # twinrun audit: the fit ends after this step (resumed ones included)
+            trainer.fit_loop.epoch_loop.max_steps = stop
         self._hooks = [opt.register_step_post_hook(self._after_optimizer_step) for opt in trainer.optimizers]
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._restored_rng is not None:  # before the first epoch's loader draws its order
+            restore_rng_state(self._restored_rng)
+            self._restored_rng = None
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._remove_hooks()
@@ -113,6 +137,7 @@ class TwinrunCallback(pl.Callback):
         if self.recorder is not None:  # Lightning has called the sampler's set_epoch already
             self._epoch_batches = sampler_batches(trainer.train_dataloader)
             self._epoch = trainer.current_epoch + 1
+            self._epoch_started = trainer.current_epoch
 
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
@@ -123,6 +148,8 @@ class TwinrunCallback(pl.Callback):
         if self._restored is not None:  # Lightning restores callback states after on_fit_start
             rec.restore(self._restored)
             self._restored = None
+        if self._epoch_started != trainer.current_epoch:  # resumed mid-epoch: no on_train_epoch_start
+            self.on_train_epoch_start(trainer, pl_module)
         batches = self._epoch_batches
         indices = batches[batch_idx] if batches is not None and batch_idx < len(batches) else None
         self._batch, self._in_batch = (indices, batch), True
@@ -144,7 +171,7 @@ class TwinrunCallback(pl.Callback):
         loss, self._loss = self._loss, None
         rec.after_step(loss if loss is not None else float("nan"))
         self._eager = False
-        if self._in_batch:  # another optimizer may step in this batch: its row starts now
+        if self._in_batch and not rec.stop_requested:  # another optimizer may step: its row starts now
             rec.before_step(*self._batch, epoch=self._epoch)
             self._eager = True
 
@@ -159,7 +186,10 @@ class TwinrunCallback(pl.Callback):
     # --- checkpoints -------------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        return {"trace": self.recorder.rows} if self.recorder is not None else {}
+        if self.recorder is None:
+            return {}
+        return {"trace": self.recorder.rows, "rng": capture_rng_state()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._restored = list(state_dict.get("trace", [])) or None
+        self._restored_rng = state_dict.get("rng")

@@ -34,6 +34,7 @@ from twinrun.config import canonical_config
 from twinrun.errors import TwinrunError
 from twinrun.record import runs
 from twinrun.record.fingerprint import environment_fingerprint
+from twinrun.record.replay import RESUME_ENV, STOP_ENV, replay_request
 from twinrun.record.trace import DataDigest, TraceRecorder
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,8 @@ class Recorder:
         self.last_step = 0  # the step number of the last recorded row
         self.epoch = 1  # recorded in rows whose before_step gives no epoch
         self._started = self._finished = False
+        self.replay = replay_request()  # twinrun audit: resume from a checkpoint, stop after a step
+        self._resumed = False
 
     @property
     def writes_run_dir(self) -> bool:
@@ -163,6 +166,7 @@ class Recorder:
         """
         if indices is None and batch is None:
             raise RecorderError("before_step needs indices= or batch= (the step's data-order digest)")
+        self._check_replay(step if step is not None else self.last_step + 1)
         if epoch is not None:
             self.epoch = epoch
         if self.trace.open_step is not None:
@@ -209,6 +213,58 @@ class Recorder:
         """Continue after a checkpoint's ``rows``: the next step is numbered after their last."""
         self.trace.restore(rows)
         self.last_step = int(rows[-1]["step"]) if rows else 0
+        self._resumed = True
+
+    # --- checkpoints and replays (twinrun audit; see twinrun.record.replay) ------------------------------
+
+    def save_checkpoint(self, state: dict[str, Any], keep_last: int | None = None) -> Path:
+        """Save ``state`` (model, optimizer, your generators: tensors and plain containers) with the
+        trace rows and every global RNG state as ``checkpoints/step-<last step>.pt``; the trace is
+        written too, so the run directory matches the checkpoint."""
+        from twinrun.record.checkpoint import save_checkpoint
+        from twinrun.record.replay import checkpoint_state
+
+        path = save_checkpoint(self.run_dir, self.last_step, checkpoint_state(state, self.rows), keep_last)
+        self.write_trace()
+        return path
+
+    def resume_point(self, path: str | Path | None = None) -> dict[str, Any] | None:
+        """Resume from ``path`` (default: ``$TWINRUN_RESUME_FROM``, set by ``twinrun audit``): restore the
+        trace rows and the global RNG states and return the state given to :meth:`save_checkpoint`
+        (None: nothing to resume). Call it after building the model and optimizer, before the first step;
+        ``last_step`` is then the checkpoint's step."""
+        from twinrun.record.replay import load_recorder_checkpoint
+        from twinrun.record.rng_state import restore_rng_state
+
+        path = Path(path) if path is not None else self.replay.resume_from
+        if path is None:
+            return None
+        state, rows, rng = load_recorder_checkpoint(path)
+        self.restore(rows)
+        restore_rng_state(rng)  # last: loading the user's state draws nothing
+        return state
+
+    @property
+    def stop_requested(self) -> bool:
+        """True once the step ``$TWINRUN_STOP_AFTER_STEP`` is done: leave the loop (the block then
+        writes the trace as usual)."""
+        stop = self.replay.stop_after
+        return stop is not None and self.last_step >= stop
+
+    def _check_replay(self, step: int) -> None:
+        """A replay whose loop does not follow the protocol fails at once, in one line, instead of
+        training the whole run again."""
+        if self.replay.resume_from is not None and not self._resumed:
+            raise RecorderError(
+                f"{RESUME_ENV} is set but the loop did not resume (rec.resume_point()) before its first "
+                "step: this app cannot resume, so twinrun audit cannot replay it; see docs/audit.md"
+            )
+        stop = self.replay.stop_after
+        if stop is not None and step > stop and self.trace.open_step is None:
+            raise RecorderError(
+                f"{STOP_ENV}={stop} is set but the loop went on to step {step}: this app cannot stop "
+                "after a step; leave the loop when rec.stop_requested is true (see docs/audit.md)"
+            )
 
     def mark_final(self) -> None:
         """Make sure the last row carries parameter fingerprints (``finish`` does it too)."""

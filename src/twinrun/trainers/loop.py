@@ -200,7 +200,8 @@ def fit(
             log.info("rank %d weights digest %s", world.rank, manifest["digest"][:16])
         if world.is_main:
             manifest = recorder.manifest
-            objective.render_images(model.eval(), data, run_dir / runs.IMAGES, seed, device)
+            if recorder.replay.stop_after is None:  # twinrun audit's replays compare traces, not pictures
+                objective.render_images(model.eval(), data, run_dir / runs.IMAGES, seed, device)
             log.info("weights digest %s; run directory complete: %s", manifest["digest"][:16], run_dir)
         return TrainResult(run_dir, seed, loop.metrics, loop.position.step, manifest)
 
