@@ -10,6 +10,7 @@ Each check has a negative control on text written here.
 
 from __future__ import annotations
 
+import argparse
 import re
 from pathlib import Path
 
@@ -78,20 +79,43 @@ def test_the_surface_check_catches_internal_imports() -> None:
 
 
 def usage_blocks(text: str) -> list[tuple[str, str]]:
-    """(command, usage text) of each code block that opens with ``twinrun <command> ...[``."""
+    """(command, usage text) of each code block that opens with ``twinrun <command> ...[``.
+
+    A command with subcommands (``twinrun golden record ...``) is named ``golden record``; the lines of one
+    block that name the same command (``record APP ...`` and ``record --from RUN ...``) are one usage.
+    """
     blocks = []
     for body in re.findall(r"^```[a-z]*\n(.*?)^```", text, re.M | re.S):
         first = body.splitlines()[0] if body.strip() else ""
-        match = re.match(r"twinrun (\w+) [^#]*\[", first)
-        if match:
-            lines = [first, *list(re.findall(r"^\s+\S.*$", body.split("\n", 1)[1], re.M))]
-            blocks.append((match[1], "\n".join(lines)))
+        if not re.match(r"twinrun (\w+) [^#]*\[", first):
+            continue
+        found: dict[str, list[str]] = {}
+        command = None
+        for line in body.splitlines():
+            match = re.match(r"twinrun (\w+)(?: (\w+))?", line)
+            if match:
+                sub = match[2] if match[2] and _has_subcommand(match[1], match[2]) else None
+                command = f"{match[1]} {sub}" if sub else match[1]
+                found.setdefault(command, []).append(line)
+            elif command is not None and re.match(r"^\s+\S", line):
+                found[command].append(line)
+        blocks += [(command, "\n".join(lines)) for command, lines in found.items()]
     return blocks
+
+
+def _subparsers(command: str) -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser().subcommands[command]
+    return next((a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)), {})
+
+
+def _has_subcommand(command: str, word: str) -> bool:
+    return command in build_parser().subcommands and word in _subparsers(command)
 
 
 def usage_mismatch(command: str, usage: str) -> tuple[set[str], set[str]]:
     """(options ``--help`` has that the usage lacks, options the usage names that ``--help`` lacks)."""
-    parser = build_parser().subcommands[command]
+    name, _, sub = command.partition(" ")
+    parser = _subparsers(name)[sub] if sub else build_parser().subcommands[name]
     actions = [a.option_strings for a in parser._actions if a.option_strings]
     actions = [strings for strings in actions if "--help" not in strings]
     named = set(re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", usage))

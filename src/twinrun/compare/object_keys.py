@@ -15,7 +15,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-_NOT_PLAIN = frozenset("/'\"()[]{}<>#,\\@ \t\r\n")
+NOT_PLAIN = frozenset("/'\"()[]{}<>#,\\@ \t\r\n")
 _CONSTANTS = frozenset({"True", "False", "None", "Ellipsis", "NotImplemented"})
 
 
@@ -25,7 +25,7 @@ _NUMBER_STARTS = frozenset("0123456789+-.iInN")  # how the spelling of a number 
 @functools.lru_cache(maxsize=1 << 16)  # keys repeat: every entry of a list of dicts has the same ones
 def is_plain(text: str) -> bool:
     """Whether ``text`` can stand for itself as a path component (see the module docstring)."""
-    if not text or text in _CONSTANTS or not text.isprintable() or not _NOT_PLAIN.isdisjoint(text):
+    if not text or text in _CONSTANTS or not text.isprintable() or not NOT_PLAIN.isdisjoint(text):
         return False
     if text[0] not in _NUMBER_STARTS:
         return True

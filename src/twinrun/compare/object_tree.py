@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from twinrun.compare.object_keys import is_plain, join, key_component
+from twinrun.compare.object_keys import NOT_PLAIN, is_plain, join, key_component
 from twinrun.compare.object_leaves import compare_leaves, leaf_key, shown_leaf
 from twinrun.compare.pickle_bounds import MAX_DEPTH
 from twinrun.compare.torch_pickle import Placeholder, StorageRef, TensorRef, storage_tensor
@@ -295,16 +295,30 @@ def _module_children(
         out.append((join(path, prefix + "__args__"), module.args, None, 0))
     for attr, value in module.state.items():
         if attr in ("_parameters", "_buffers") and isinstance(value, dict):
-            out += [(join(path, prefix + _name(k, norm)), v, None, 0) for k, v in value.items()]
+            out += [(join(path, prefix + _attribute(k, norm)), v, None, 0) for k, v in value.items()]
         elif attr == "_modules" and isinstance(value, dict):
             for name, child in value.items():
                 if _is_module(child):
-                    out.append((path, child, f"{prefix}{_name(name, norm)}.", 0))
+                    out.append((path, child, f"{prefix}{_attribute(name, norm)}.", 0))
                 else:
-                    out.append((join(path, prefix + _name(name, norm)), child, None, 0))
+                    out.append((join(path, prefix + _attribute(name, norm)), child, None, 0))
         elif not (str(attr).startswith("_") and isinstance(value, dict | set | frozenset) and not value):
             # (empty hook dicts and sets: every module has a dozen; one that is not empty is compared)
             out.append((join(path, prefix + _name(attr, norm)), value, None, 0))
+
+
+def _attribute(key: Any, norm: Callable[[str], str]) -> str:
+    """A module's child or parameter name as its ``state_dict`` writes it (``encoder.0.weight``).
+
+    nn.Module names them with strings only, so a string without separators stands for itself even when it
+    spells a number; any other key (a hostile pickle's ``0``) is marked with its type, never the same text.
+    """
+    if isinstance(key, str):
+        text = norm(key)
+        if text and text.isprintable() and NOT_PLAIN.isdisjoint(text) and "." not in text:
+            return text
+        return repr(text)
+    return f"<{type(key).__name__} {_name(key, norm)}>"
 
 
 def _name(key: Any, norm: Callable[[str], str]) -> str:

@@ -122,6 +122,11 @@ def hydra_run(
         node.job.name = name
         if overrides is not None:
             node.overrides.task = list(overrides)
+        # What @hydra.main records for `app hydra.run.dir=DIR` (the command-line form of a run), so the
+        # two forms leave the same .hydra/hydra.yaml but for the run's own path.
+        if node.get("mode") is None:
+            node.mode = "RUN"
+            node.overrides.hydra = [*node.overrides.hydra, f"hydra.run.dir={run_dir}", "hydra.mode=RUN"]
     task_cfg = copy.deepcopy(cfg)
     with read_write(task_cfg), open_dict(task_cfg):
         task_cfg.pop("hydra", None)

@@ -40,7 +40,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--trust-run-dirs",
         action="store_true",
-        help="replay overrides that choose code (_target_, hydra.*, resolvers): runs code the run directories name",
+        help="replay overrides that choose code (_target_, hydra.*, resolvers): "
+        "runs code the run directories name",
     )
     p.add_argument(
         "--explain",

@@ -172,7 +172,7 @@ def test_an_optimizer_of_another_model_is_refused(tmp_path) -> None:
 
 def test_the_recipe_in_the_docs_runs_and_twins_agree(tmp_path) -> None:
     text = (Path(__file__).parents[3] / "docs" / "recorder.md").read_text()
-    recipe = re.search(r"Save as `train_plain.py`:\n\n```python\n(.*?)```", text, re.S)
+    recipe = re.search(r"save as `train_plain.py`:\n\n```python\n(.*?)```", text, re.S | re.I)
     assert recipe is not None, "docs/recorder.md lost its plain-loop recipe"
     namespace: dict = {"__name__": "train_plain"}
     exec(compile(recipe.group(1), "train_plain.py", "exec"), namespace)
