@@ -81,7 +81,8 @@ def _files_table(report: Report) -> str:
     entries = section.get("files") if isinstance(section, dict) else None
     if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
         return ""
-    headers = list(dict.fromkeys(k for e in entries for k in e))
+    # "masked" is said in each entry's detail already ("...; masked: 3 paths"): no column of its own.
+    headers = [k for k in dict.fromkeys(k for e in entries for k in e) if k != "masked"]
     rows = [
         [e.get(h, "") if not isinstance(e.get(h), dict | list) else e.get(h) for h in headers]
         for e in entries
