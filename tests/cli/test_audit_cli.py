@@ -112,7 +112,9 @@ def test_an_app_that_cannot_resume_says_so_in_one_line(recorder_runs, capsys, tm
     assert code == 2 and "trace.jsonl does not exist" in err and len(err.strip().splitlines()) == 2
 
 
-@pytest.mark.parametrize("kind", ["trainer", "lightning"])
+# The trainer's case is nightly (slow): the PR gate keeps the Lightning case (the callback's resume is only
+# exercised here) and the Recorder loop; the trainers' resume is proven bit-exact by tests/repro/test_resume.py.
+@pytest.mark.parametrize("kind", [pytest.param("trainer", marks=pytest.mark.slow), "lightning"])
 def test_a_fault_planted_after_a_checkpoint_is_caught(kind, capsys, tmp_path, monkeypatch, twinrun_data_root):
     if kind == "trainer":  # twinrun's fit: noise from step 6; checkpoints at steps 4, 8 and 12
         app, env, args = TRAINER_APP, {"TWINRUN_BENCH_FAULT": "noise:6"}, TRAINER
