@@ -113,7 +113,7 @@ def test_an_app_that_cannot_resume_says_so_in_one_line(recorder_runs, capsys, tm
 
 
 # The trainer's case is nightly (slow): the PR gate keeps the Lightning case (the callback's resume is only
-# exercised here) and the Recorder loop; the trainers' resume is proven bit-exact by tests/repro/test_resume.py.
+# exercised here) and the Recorder loop; tests/repro/test_resume.py proves the trainers resume bit-exact.
 @pytest.mark.parametrize("kind", [pytest.param("trainer", marks=pytest.mark.slow), "lightning"])
 def test_a_fault_planted_after_a_checkpoint_is_caught(kind, capsys, tmp_path, monkeypatch, twinrun_data_root):
     if kind == "trainer":  # twinrun's fit: noise from step 6; checkpoints at steps 4, 8 and 12
