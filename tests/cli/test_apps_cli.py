@@ -66,6 +66,9 @@ def test_vae_twins_in_fresh_processes(run_script, tmp_path) -> None:
     assert "${" not in resolved and yaml.safe_load(resolved)["seed"] == 7
 
 
+# Nightly (slow): the PR gate has worker twins of both trainers in tests/repro/test_twins.py and the VAE's
+# console-script twins above; this adds the classifier's console script with workers.
+@pytest.mark.slow
 def test_classifier_twins_with_dataloader_workers(run_script, tmp_path) -> None:
     args = [
         "data=synthetic",

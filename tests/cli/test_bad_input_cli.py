@@ -134,6 +134,10 @@ def test_a_busy_run_dir_is_refused_naming_the_holder(run_script, tmp_path) -> No
     assert not (tmp_path / "run" / runs.RESOLVED_CONFIG).exists()
 
 
+# Nightly (slow): four trainings in real processes. The PR gate keeps the lock's own checks across
+# processes (tests/unit/record/test_lock.py: a second process refused naming the holder, a killed holder)
+# and test_a_busy_run_dir_is_refused_naming_the_holder below.
+@pytest.mark.slow
 def test_two_trainings_started_together_into_one_dir_do_not_mix(tmp_path, env, shell_app) -> None:
     shared = tmp_path / "CC"
 
