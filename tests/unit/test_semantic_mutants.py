@@ -29,7 +29,7 @@ MUTANTS = sm.load()
 
 def test_the_catalogue_loads_with_unique_ids_and_enough_mutants() -> None:
     ids = [m.id for m in MUTANTS]
-    assert 15 <= len(ids) <= 25
+    assert len(ids) >= 30  # the catalogue only grows: a mutant removed must be replaced, not dropped
     assert len(set(ids)) == len(ids)
     assert all(m.why.strip() and m.kill for m in MUTANTS)
 

@@ -278,4 +278,6 @@ def test_trace_rows_are_compared_with_their_types(field: str, a: Any, b: Any) ->
     assert a == b  # Python's == calls them equal
     div = find_divergence(rows_a, rows_b)
     assert div is not None and div.step == 1
+    if field == "batch":  # the cause is read with types too: another batch is the data order
+        assert div.cause == "data order" and "the batch's sample indices differ" in div.detail
     assert find_divergence(rows_a, [_row(1, **{field: a})]) is None  # negative control
