@@ -107,6 +107,23 @@ def cycles(edges: Mapping[tuple[str, str], object]) -> list[list[str]]:
     return [list(c) for c in sorted(found)]
 
 
+def module_edges(package: str, root: Path = SRC) -> dict[tuple[str, str], list[str]]:
+    """(importing module, imported module) -> places, between the modules of one package (``compare``)."""
+    prefix = f"twinrun.{package}."
+    names = {path.stem for path in (root / package).glob("*.py") if path.stem != "__init__"}
+    edges: dict[tuple[str, str], list[str]] = {}
+    for path in sorted((root / package).glob("*.py")):
+        source = path.stem
+        for imported, line in _imports(path, root):
+            if not imported.startswith(prefix):
+                continue
+            target = imported[len(prefix) :].split(".")[0]
+            place = f"{path.relative_to(root)}:{line}"
+            if target in names and target != source and place not in edges.get((source, target), []):
+                edges.setdefault((source, target), []).append(place)
+    return edges
+
+
 def layering_problems(edges: Mapping[tuple[str, str], list[str]]) -> list[str]:
     problems = []
     for (source, target), places in sorted(edges.items()):
@@ -125,6 +142,21 @@ def test_the_source_tree_is_read() -> None:
 
 def test_no_import_cycles_between_packages() -> None:
     assert cycles(package_edges()) == []
+
+
+def test_no_import_cycles_between_the_modules_of_compare_and_record() -> None:
+    """Readers, judges and reports import one way; function-level and TYPE_CHECKING imports count."""
+    for package in ("compare", "record"):
+        assert cycles(module_edges(package)) == [], package
+
+
+def test_control_the_module_check_catches_a_cycle_inside_a_package(fake_tree: Path) -> None:
+    (fake_tree / "compare" / "kinds.py").write_text("def f():\n    from twinrun.compare.runs import x\n")
+    (fake_tree / "compare" / "runs.py").write_text("from ..record import runs\n")
+    assert module_edges("compare", fake_tree) == {("kinds", "runs"): ["compare/kinds.py:2"]}
+    assert cycles(module_edges("compare", fake_tree)) == []
+    (fake_tree / "compare" / "runs.py").write_text("from twinrun.compare import kinds\n")
+    assert cycles(module_edges("compare", fake_tree)) == [["kinds", "runs"]]
 
 
 def test_packages_import_only_along_the_one_way_flow() -> None:

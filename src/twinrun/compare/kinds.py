@@ -16,6 +16,7 @@ from typing import Any
 from twinrun.compare import artifacts as kinds
 from twinrun.compare.accounting import Bytes, compare_file_bytes, describe
 from twinrun.compare.artifacts import Artifact
+from twinrun.compare.context import Context
 from twinrun.compare.report_model import (
     DIFFERENT,
     IDENTICAL,
@@ -42,18 +43,6 @@ from twinrun.config import canonicalize, flatten
 
 HYDRA_RECORD = f"{HYDRA_DIR}/hydra.yaml"
 SHOWN_LINE = 4096  # characters of a differing log line a report keeps
-
-
-@dataclass
-class Context:
-    """What every comparer needs: the runs, the path mask, the tolerances and the pickle policy."""
-
-    a: RunDir
-    b: RunDir
-    mask: PathMask
-    atol: float | None = None
-    rtol: float | None = None
-    trust_pickle: bool = False
 
 
 @dataclass

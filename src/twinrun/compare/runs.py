@@ -18,10 +18,11 @@ from typing import Any
 from twinrun.compare import artifacts as kinds
 from twinrun.compare.accounting import compare_file_bytes, describe
 from twinrun.compare.artifacts import DEFAULT_IGNORE, Artifact, check_has_output, match, project_ignore, walk
+from twinrun.compare.context import Context
 from twinrun.compare.divergence import find_divergence, trace_section
 from twinrun.compare.evidence import check_evidence
 from twinrun.compare.hints import find_hints
-from twinrun.compare.kinds import Context, Outcome, account, compare_artifact, masked
+from twinrun.compare.kinds import Outcome, account, compare_artifact, masked
 from twinrun.compare.report_model import (
     DIFFERENT,
     IDENTICAL,
@@ -296,8 +297,8 @@ def compare_final_weights(a: RunDir, b: RunDir, ctx: Context) -> WeightsSection:
             sec.summary += "; the verdict rests on the files the runs left"
         return sec
     # numpy (and torch, for legacy files) load only now: the checks before answer fast.
+    from twinrun.compare.tensor_files import open_weights
     from twinrun.compare.weights import compare_weights
-    from twinrun.compare.weights_reader import open_weights
 
     with (
         open_weights(a, trust_pickle=ctx.trust_pickle) as wa,

@@ -16,10 +16,11 @@ from typing import Any
 
 from twinrun.compare.object_tree import RESOLVER_CACHE, Global, MemTensor, TooManyPartsError, flatten
 from twinrun.compare.report_model import WeightsSection, plural
-from twinrun.compare.run_reader import UnusableRunError
+from twinrun.compare.run_reader import RunDir, UnusableRunError
 from twinrun.compare.torch_file import NotATensorFileError, open_torch_file, unreadable
 from twinrun.compare.torch_pickle import Placeholder, RefusedPickleError, placeholder_type
-from twinrun.compare.weights_reader import SafetensorsWeights, TreeWeights, WeightsSource
+from twinrun.compare.weights_reader import LEGACY_WEIGHTS, SafetensorsWeights, TreeWeights, WeightsSource
+from twinrun.record import runs
 
 __all__ = ["TENSOR_SUFFIXES", "NotATensorFileError", "compare_tensor_files", "open_tensor_file"]
 
@@ -161,3 +162,23 @@ def _coerce(value: Any) -> Any:
         return placeholder
     text = repr(value)
     return Global(qualname) if " at 0x" in text else f"{qualname}: {text}"
+
+
+def open_weights(run: RunDir, *, trust_pickle: bool = False) -> WeightsSource:
+    """The run's weights: ``weights.safetensors``, else a legacy ``trained_model.pt`` (every tensor in it,
+    named by its path in the saved object, read without running pickled code)."""
+    if run.has(runs.WEIGHTS):
+        return SafetensorsWeights(run.file(runs.WEIGHTS), run.show(runs.WEIGHTS))
+    if run.has(LEGACY_WEIGHTS):
+        path, shown = run.file(LEGACY_WEIGHTS), run.show(LEGACY_WEIGHTS)
+        source = open_tensor_file(path, shown, trust_pickle=trust_pickle)
+        # The weights are named tensors, as in weights.safetensors, which has no container: the type of
+        # the state dict itself (OrderedDict, dict) is not compared here, so the two formats compare.
+        root = source.leaves.get("")
+        if getattr(root, "kind", None) in ("dict", "OrderedDict", "collections.OrderedDict"):
+            del source.leaves[""]
+        return source
+    raise UnusableRunError(
+        f"{run.shown} has no weights (neither {runs.WEIGHTS} nor {LEGACY_WEIGHTS}); "
+        "point at the directory of a finished run"
+    )

@@ -23,7 +23,7 @@ from twinrun.compare.report_model import (
 )
 
 if TYPE_CHECKING:
-    from twinrun.compare.kinds import Context
+    from twinrun.compare.context import Context
 
 
 def compare_tensor_pair(pa: Path, pb: Path, rel: str, ctx: Context) -> WeightsSection:

@@ -22,9 +22,8 @@ import numpy as np
 
 from twinrun.compare.file_regions import FileRegion, Region
 from twinrun.compare.object_tree import MemTensor, Tree
-from twinrun.compare.run_reader import RunDir, UnusableRunError, unreadable_reason
+from twinrun.compare.run_reader import UnusableRunError, unreadable_reason
 from twinrun.compare.torch_pickle import TensorRef
-from twinrun.record import runs
 
 if TYPE_CHECKING:
     import torch
@@ -219,25 +218,3 @@ def _validate_safetensors(path: Path, shown: str) -> None:
         ) from None
     except OSError as exc:  # FileNotFoundError for any open failure
         raise UnusableRunError(f"cannot read {shown} ({unreadable_reason(exc)})") from None
-
-
-def open_weights(run: RunDir, *, trust_pickle: bool = False) -> WeightsSource:
-    """The run's weights: ``weights.safetensors``, else a legacy ``trained_model.pt`` (every tensor in it,
-    named by its path in the saved object, read without running pickled code)."""
-    from twinrun.compare.tensor_files import open_tensor_file
-
-    if run.has(runs.WEIGHTS):
-        return SafetensorsWeights(run.file(runs.WEIGHTS), run.show(runs.WEIGHTS))
-    if run.has(LEGACY_WEIGHTS):
-        path, shown = run.file(LEGACY_WEIGHTS), run.show(LEGACY_WEIGHTS)
-        source = open_tensor_file(path, shown, trust_pickle=trust_pickle)
-        # The weights are named tensors, as in weights.safetensors, which has no container: the type of
-        # the state dict itself (OrderedDict, dict) is not compared here, so the two formats compare.
-        root = source.leaves.get("")
-        if getattr(root, "kind", None) in ("dict", "OrderedDict", "collections.OrderedDict"):
-            del source.leaves[""]
-        return source
-    raise UnusableRunError(
-        f"{run.shown} has no weights (neither {runs.WEIGHTS} nor {LEGACY_WEIGHTS}); "
-        "point at the directory of a finished run"
-    )

@@ -118,7 +118,8 @@ def thin_metrics(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def weight_digests(run: RunDir) -> dict[str, Any] | None:
     """Per tensor of the final weights: dtype, shape and sha256 of its bytes (read in 1 MiB chunks)."""
-    from twinrun.compare.weights_reader import LEGACY_WEIGHTS, open_weights
+    from twinrun.compare.tensor_files import open_weights
+    from twinrun.compare.weights_reader import LEGACY_WEIGHTS
 
     name = next((n for n in (runs.WEIGHTS, LEGACY_WEIGHTS) if run.has(n)), None)
     if name is None:

@@ -31,17 +31,13 @@ import torch
 from torch import nn
 
 from twinrun.config import canonical_config
-from twinrun.errors import TwinrunError
+from twinrun.errors import RecorderError
 from twinrun.record import runs
 from twinrun.record.fingerprint import environment_fingerprint
 from twinrun.record.replay import RESUME_ENV, STOP_ENV, replay_request
 from twinrun.record.trace import DataDigest, TraceRecorder
 
 log = logging.getLogger(__name__)
-
-
-class RecorderError(TwinrunError):
-    """The Recorder was used in a way that cannot give a trace (one line: what, and what to do)."""
 
 
 def _default_rank() -> int | None:

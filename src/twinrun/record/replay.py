@@ -34,7 +34,7 @@ class ReplayRequest:
 
 def replay_request(environ: Mapping[str, str] | None = None) -> ReplayRequest:
     """The request in ``environ`` (default: this process's environment); bad values are one-line errors."""
-    from twinrun.record.recorder import RecorderError
+    from twinrun.errors import RecorderError
 
     environ = os.environ if environ is None else environ
     resume = environ.get(RESUME_ENV) or None

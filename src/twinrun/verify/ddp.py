@@ -75,8 +75,8 @@ def torchrun_command(command: AppCommand, nproc: int) -> AppCommand:
 def compare_weights_only(a: Path, b: Path, trust_pickle: bool = False) -> Report:
     """A report with one section: the final weights of ``a`` and ``b``, bit for bit."""
     from twinrun.compare.run_reader import open_run
+    from twinrun.compare.tensor_files import open_weights
     from twinrun.compare.weights import compare_weights
-    from twinrun.compare.weights_reader import open_weights
 
     with (
         open_weights(open_run(a), trust_pickle=trust_pickle) as wa,

@@ -31,7 +31,8 @@ from twinrun.compare.run_reader import (
     read_overrides,
     unreadable_reason,
 )
-from twinrun.compare.weights_reader import LEGACY_WEIGHTS, open_weights
+from twinrun.compare.tensor_files import open_weights
+from twinrun.compare.weights_reader import LEGACY_WEIGHTS
 from twinrun.record import runs
 
 
