@@ -6,7 +6,7 @@ Builds a checkpoint holding ``--size-mb`` MiB of float32 tensors (at most ``--te
 ``state_dict``, with Adam-like ``optimizer_states``, loop counters and callback state that hold the run
 directory's path; a twin in another directory (identical after path normalization) and a twin whose
 last tensor differs in one element. Each comparison runs
-``twinrun.compare.tensor_files.compare_tensor_files`` in a fresh child process, so its peak RSS is its
+``twinrun.compare.judge.tensor_files.compare_tensor_files`` in a fresh child process, so its peak RSS is its
 own (VmHWM reset after a warm-up on tiny files). Throughput is the size of ONE file divided by the wall
 time; the files were just written, so they come from the page cache: this measures the comparer, not the
 disk. Targets (issue 12): >= 1 GB/s, and peak RSS increase < 1/4 of one file.
@@ -72,7 +72,7 @@ def build(root: Path, size_mb: float, tensor_mb: int, legacy: bool) -> None:
 
 
 def _compare(a: Path, b: Path) -> str:
-    from twinrun.compare.tensor_files import compare_tensor_files
+    from twinrun.compare.judge.tensor_files import compare_tensor_files
 
     dirs = {"a": str(a.parent), "b": str(b.parent)}
     section = compare_tensor_files(

@@ -24,10 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from twinrun.compare.object_tree import flatten
-from twinrun.compare.pickle_bounds import check_depth
-from twinrun.compare.tensor_files import compare_tensor_files
-from twinrun.compare.torch_pickle import InertUnpickler
+from twinrun.compare.judge.tensor_files import compare_tensor_files
+from twinrun.compare.read.object_tree import flatten
+from twinrun.compare.read.pickle_bounds import check_depth
+from twinrun.compare.read.torch_pickle import InertUnpickler
 
 PER_ENTRY = 4  # leaves of one entry below
 

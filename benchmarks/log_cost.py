@@ -2,7 +2,7 @@
 
 Two twin logs that differ only in their timestamps, durations and run paths (what the log reader
 normalizes and the byte rule then accounts for, line by line) are compared through
-:func:`twinrun.compare.kinds.compare_artifact`, as ``compare`` does; the rate is one log's size over the
+:func:`twinrun.compare.judge.kinds.compare_artifact`, as ``compare`` does; the rate is one log's size over the
 wall time. The pathological case is one line of many megabytes that differs in its last byte: a line
 longer than ``MAX_NORMALIZED_LINE`` is compared as written, so its cost is a read, not the normalizer's
 regular expressions (a 300 MB line took over 120 s before).
@@ -41,10 +41,10 @@ def realistic_log(run: Path, size: int, seed: int) -> str:
 
 
 def time_compare(a: Path, b: Path, name: str) -> tuple[float, float]:
-    from twinrun.compare.artifacts import LOG, Artifact
-    from twinrun.compare.kinds import Context as CompareContext
-    from twinrun.compare.kinds import compare_artifact
-    from twinrun.compare.run_reader import open_run, path_mask
+    from twinrun.compare.judge.kinds import Context as CompareContext
+    from twinrun.compare.judge.kinds import compare_artifact
+    from twinrun.compare.read.artifacts import LOG, Artifact
+    from twinrun.compare.read.run_reader import open_run, path_mask
 
     run_a, run_b = open_run(a), open_run(b)
     ctx = CompareContext(run_a, run_b, path_mask(run_a, run_b))
@@ -58,7 +58,7 @@ def time_compare(a: Path, b: Path, name: str) -> tuple[float, float]:
 
 def time_normalize(a: Path, b: Path, name: str) -> float:
     """CPU seconds of normalizing both logs, what ``compare`` did before the byte rule."""
-    from twinrun.compare.run_reader import open_run, path_mask, read_log
+    from twinrun.compare.read.run_reader import open_run, path_mask, read_log
 
     run_a, run_b = open_run(a), open_run(b)
     mask = path_mask(run_a, run_b)

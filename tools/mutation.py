@@ -47,7 +47,7 @@ def _compare(*names: str) -> tuple[str, ...]:
 
 
 COMPARE_TESTS = ("tests/unit/compare",)
-COMPARE_SKIP = ("tests/unit/compare/test_damage.py", "tests/unit/compare/test_html.py")
+COMPARE_SKIP = ("tests/unit/compare/test_damage.py", "tests/unit/compare/report/test_html.py")
 SCOPES = {
     "determinism": Scope(("src/twinrun/record/determinism.py",), ("tests/unit/record/test_determinism.py",)),
     "config": Scope(("src/twinrun/config.py",), ("tests/unit/test_config.py",)),
@@ -56,15 +56,15 @@ SCOPES = {
         ("src/twinrun/record/trace.py",),
         ("tests/unit/record/test_trace.py", "tests/unit/record/test_recorder.py"),
     ),
-    "divergence": Scope(_compare("divergence"), COMPARE_TESTS, COMPARE_SKIP),
-    # the comparer: compare_runs, the contract's sections and the one verdict rule (report_model.decide)
-    "compare": Scope(_compare("runs", "sections", "report_model"), COMPARE_TESTS, COMPARE_SKIP),
+    "divergence": Scope(_compare("judge/divergence"), COMPARE_TESTS, COMPARE_SKIP),
+    # the comparer: compare_runs, the contract's sections and the one verdict rule (report/model.decide)
+    "compare": Scope(_compare("runs", "judge/sections", "report/model"), COMPARE_TESTS, COMPARE_SKIP),
     # element-wise tensor comparison (dtype, ULP distance, closeness, first difference across chunks)
-    "weights": Scope(_compare("weights"), COMPARE_TESTS, COMPARE_SKIP),
+    "weights": Scope(_compare("judge/weights"), COMPARE_TESTS, COMPARE_SKIP),
     # tensor files pair by pair, and the merged tensors section
-    "tensors": Scope(_compare("tensors"), COMPARE_TESTS, COMPARE_SKIP),
+    "tensors": Scope(_compare("judge/tensors"), COMPARE_TESTS, COMPARE_SKIP),
     # readers: run directories, configs, logs and the weights files
-    "readers": Scope(_compare("run_reader", "weights_reader"), COMPARE_TESTS, COMPARE_SKIP),
+    "readers": Scope(_compare("read/run_reader", "read/weights_reader"), COMPARE_TESTS, COMPARE_SKIP),
 }
 # Everything but a survivor counts as killed: a timeout or a crash is a test noticing the change.
 SURVIVED = {"survived", "no tests"}

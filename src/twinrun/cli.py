@@ -96,7 +96,7 @@ def add_compare_parser(subparsers: Subparsers) -> None:
 
 def run_compare(args: argparse.Namespace) -> int:
     """Handler of ``twinrun compare``: print the report, return its exit code."""
-    from twinrun.compare.report import render_json, render_markdown, render_text
+    from twinrun.compare.report.render import render_json, render_markdown, render_text
     from twinrun.compare.runs import compare_runs
 
     report = compare_runs(
@@ -114,7 +114,7 @@ def run_compare(args: argparse.Namespace) -> int:
     else:
         text = render_text(report, color=_color_wanted(args.color))
     if args.html:
-        from twinrun.compare.html import render_html, write_html
+        from twinrun.compare.report.html import render_html, write_html
 
         write_html(args.html, render_html(report, args.run_a, args.run_b))
     sys.stdout.write(text)

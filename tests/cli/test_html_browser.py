@@ -22,7 +22,7 @@ import pytest
 
 from tests.sensitivity.broken_trainers import perturb_one_ulp
 from tests.variants import APPS_BY_NAME
-from twinrun.compare.html import render_html, write_html
+from twinrun.compare.report.html import render_html, write_html
 from twinrun.compare.runs import compare_runs
 
 pytest.importorskip("matplotlib")

@@ -18,9 +18,9 @@ import time
 
 # Imported before the watch starts: reading twinrun's own code is not reading the runs.
 import twinrun.cli
-import twinrun.compare.numpy_file
+import twinrun.compare.judge.tensor_files
+import twinrun.compare.read.numpy_file
 import twinrun.compare.runs
-import twinrun.compare.tensor_files
 
 
 def _status_kib(field: str) -> int:

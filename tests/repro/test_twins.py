@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 
 from tests.variants import APPS_BY_NAME, REPRO_WORKERS, config_variants, train_from_scrambled_rngs
-from twinrun.compare.report_model import DIFFERENT
+from twinrun.compare.report.model import DIFFERENT
 from twinrun.compare.runs import compare_runs
 
 RESULT_SECTIONS = ("weights", "metrics", "trace")

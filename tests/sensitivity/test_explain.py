@@ -11,7 +11,7 @@ import torch
 
 from tests.sensitivity.planted_ops import one_ulp_in_to_mu
 from tests.variants import APPS_BY_NAME
-from twinrun.compare.ops import first_differing_op, read_ops
+from twinrun.compare.judge.ops import first_differing_op, read_ops
 from twinrun.compare.runs import compare_runs
 from twinrun.record.ops import OpRecorder, ops_path
 from twinrun.trainers.loop import Hooks, StepContext

@@ -108,20 +108,51 @@ def cycles(edges: Mapping[tuple[str, str], object]) -> list[list[str]]:
 
 
 def module_edges(package: str, root: Path = SRC) -> dict[tuple[str, str], list[str]]:
-    """(importing module, imported module) -> places, between the modules of one package (``compare``)."""
+    """(importing module, imported module) -> places, between the modules of one package and its
+    subpackages (``compare``: ``runs``, ``judge.kinds``, ``read.run_reader``...; ``__init__`` files aside)."""
     prefix = f"twinrun.{package}."
-    names = {path.stem for path in (root / package).glob("*.py") if path.stem != "__init__"}
+    base = root / package
+
+    def name(path: Path) -> str:
+        return ".".join(path.relative_to(base).with_suffix("").parts)
+
+    files = [path for path in sorted(base.rglob("*.py")) if path.stem != "__init__"]
+    names = {name(path) for path in files}
     edges: dict[tuple[str, str], list[str]] = {}
-    for path in sorted((root / package).glob("*.py")):
-        source = path.stem
+    for path in files:
+        source = name(path)
         for imported, line in _imports(path, root):
             if not imported.startswith(prefix):
                 continue
-            target = imported[len(prefix) :].split(".")[0]
+            parts = imported[len(prefix) :].split(".")
+            # the longest module the import names: `from ...judge.kinds import Outcome` -> judge.kinds
+            target = next(
+                (".".join(parts[:n]) for n in range(len(parts), 0, -1) if ".".join(parts[:n]) in names), None
+            )
             place = f"{path.relative_to(root)}:{line}"
-            if target in names and target != source and place not in edges.get((source, target), []):
+            if target and target != source and place not in edges.get((source, target), []):
                 edges.setdefault((source, target), []).append(place)
     return edges
+
+
+# compare/'s pipeline, one way: readers know nothing of judging or reporting; the report (its model and
+# renderers) knows no judge; a judge may use the report's model (the outcome's vocabulary), never a renderer.
+COMPARE_LAYERS: dict[str, set[str]] = {
+    "read": {"read"},
+    "report": {"read", "report"},
+    "judge": {"read", "judge", "report.model"},
+}
+
+
+def compare_layer_problems(edges: Mapping[tuple[str, str], list[str]]) -> list[str]:
+    problems = []
+    for (source, target), places in sorted(edges.items()):
+        allowed = COMPARE_LAYERS.get(source.split(".")[0])
+        if allowed is None:  # runs.py, the pipeline: uses every stage
+            continue
+        if not any(target == a or target.startswith(f"{a}.") for a in allowed):
+            problems.append(f"{source} -> {target} ({', '.join(places)}): against read -> judge -> report")
+    return problems
 
 
 def layering_problems(edges: Mapping[tuple[str, str], list[str]]) -> list[str]:
@@ -151,12 +182,43 @@ def test_no_import_cycles_between_the_modules_of_compare_and_record() -> None:
 
 
 def test_control_the_module_check_catches_a_cycle_inside_a_package(fake_tree: Path) -> None:
-    (fake_tree / "compare" / "kinds.py").write_text("def f():\n    from twinrun.compare.runs import x\n")
+    (fake_tree / "compare" / "judge").mkdir()
+    (fake_tree / "compare" / "judge" / "__init__.py").write_text("")
+    (fake_tree / "compare" / "judge" / "kinds.py").write_text(
+        "def f():\n    from twinrun.compare.runs import x\n"
+    )
     (fake_tree / "compare" / "runs.py").write_text("from ..record import runs\n")
-    assert module_edges("compare", fake_tree) == {("kinds", "runs"): ["compare/kinds.py:2"]}
+    assert module_edges("compare", fake_tree) == {("judge.kinds", "runs"): ["compare/judge/kinds.py:2"]}
     assert cycles(module_edges("compare", fake_tree)) == []
-    (fake_tree / "compare" / "runs.py").write_text("from twinrun.compare import kinds\n")
-    assert cycles(module_edges("compare", fake_tree)) == [["kinds", "runs"]]
+    (fake_tree / "compare" / "runs.py").write_text("from twinrun.compare.judge import kinds\n")
+    assert cycles(module_edges("compare", fake_tree)) == [["judge.kinds", "runs"]]
+
+
+def test_compare_is_read_then_judge_then_report() -> None:
+    edges = module_edges("compare")
+    assert ("judge.kinds", "read.artifacts") in edges and (
+        "runs",
+        "judge.kinds",
+    ) in edges  # the reader sees them
+    assert compare_layer_problems(edges) == []
+
+
+def test_control_the_stage_check_catches_a_reader_that_judges_and_a_judge_that_renders(
+    fake_tree: Path,
+) -> None:
+    for stage, module, text in [
+        ("read", "run_reader", "from twinrun.compare.judge.kinds import Outcome\n"),
+        ("judge", "kinds", "from twinrun.compare.report.model import Report\nfrom ..report import render\n"),
+        ("report", "model", "from twinrun.compare.read.limits import RawNumber\n"),
+    ]:
+        (fake_tree / "compare" / stage).mkdir()
+        (fake_tree / "compare" / stage / "__init__.py").write_text("")
+        (fake_tree / "compare" / stage / f"{module}.py").write_text(text)
+    for module in ("read/limits.py", "report/render.py", "judge/__init__.py"):
+        (fake_tree / "compare" / module).write_text("")
+    (fake_tree / "compare" / "runs.py").write_text("from twinrun.compare.report import render\n")
+    problems = [p.split(" (")[0] for p in compare_layer_problems(module_edges("compare", fake_tree))]
+    assert problems == ["judge.kinds -> report.render", "read.run_reader -> judge.kinds"]
 
 
 def test_packages_import_only_along_the_one_way_flow() -> None:

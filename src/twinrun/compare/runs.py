@@ -1,8 +1,8 @@
 """Compare two run directories: ``compare_runs(a, b) -> Report``.
 
 A run is every file it left. Both directories are walked, each file is classified and compared by its
-kind (:mod:`twinrun.compare.kinds`), and the verdict follows one rule
-(:func:`twinrun.compare.report_model.decide`): identical only when every file that is not ignored is
+kind (:mod:`twinrun.compare.judge.kinds`), and the verdict follows one rule
+(:func:`twinrun.compare.report.model.decide`): identical only when every file that is not ignored is
 identical in both runs; a file only one run has is a difference. "identical" always means bit for bit:
 tensors byte by byte, configs and metrics value by value (types included), logs line by line after
 removing what legitimately varies (times, durations, the runs' own paths). The environment is context
@@ -15,15 +15,42 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from twinrun.compare import artifacts as kinds
-from twinrun.compare.accounting import compare_file_bytes, describe
-from twinrun.compare.artifacts import DEFAULT_IGNORE, Artifact, check_has_output, match, project_ignore, walk
-from twinrun.compare.context import Context
-from twinrun.compare.divergence import find_divergence, trace_section
-from twinrun.compare.evidence import check_evidence
-from twinrun.compare.hints import find_hints
-from twinrun.compare.kinds import Outcome, account, compare_artifact, masked
-from twinrun.compare.report_model import (
+from twinrun.compare.judge.accounting import compare_file_bytes, describe
+from twinrun.compare.judge.context import Context
+from twinrun.compare.judge.divergence import find_divergence, trace_section
+from twinrun.compare.judge.evidence import check_evidence
+from twinrun.compare.judge.hints import find_hints
+from twinrun.compare.judge.kinds import Outcome, account, compare_artifact, masked
+from twinrun.compare.judge.sections import (
+    ABSENT,
+    compare_environments,
+    compare_metrics,
+    mark_missing,
+    same_value,
+)
+from twinrun.compare.judge.views import files_section, kind_sections, logs_section
+from twinrun.compare.read import artifacts as kinds
+from twinrun.compare.read.artifacts import (
+    DEFAULT_IGNORE,
+    Artifact,
+    check_has_output,
+    match,
+    project_ignore,
+    walk,
+)
+from twinrun.compare.read.run_reader import (
+    PathMask,
+    RunDir,
+    UnusableRunError,
+    comparable_overrides,
+    open_run,
+    path_mask,
+    read_config,
+    read_json,
+    read_jsonl,
+    read_overrides,
+)
+from twinrun.compare.report.model import (
     DIFFERENT,
     IDENTICAL,
     KIND_SECTIONS,
@@ -41,26 +68,6 @@ from twinrun.compare.report_model import (
     WeightsSection,
     show_value,
 )
-from twinrun.compare.run_reader import (
-    PathMask,
-    RunDir,
-    UnusableRunError,
-    comparable_overrides,
-    open_run,
-    path_mask,
-    read_config,
-    read_json,
-    read_jsonl,
-    read_overrides,
-)
-from twinrun.compare.sections import (
-    ABSENT,
-    compare_environments,
-    compare_metrics,
-    mark_missing,
-    same_value,
-)
-from twinrun.compare.views import files_section, kind_sections, logs_section
 from twinrun.config import canonicalize, flatten
 from twinrun.record import runs
 
@@ -191,7 +198,7 @@ def compare_runs(
     """Compare every file of run directories ``a`` and ``b``; raise :class:`UnusableRunError` for
     unusable input (a file that cannot be read, a run that left nothing).
 
-    ``ignore``: more glob patterns to leave out, beside :data:`~twinrun.compare.artifacts.DEFAULT_IGNORE`
+    ``ignore``: more glob patterns to leave out, beside :data:`~twinrun.compare.read.artifacts.DEFAULT_IGNORE`
     and ``[tool.twinrun] ignore`` of ``pyproject.toml`` in the working directory.
     """
     run_a, run_b = open_run(a), open_run(b)
@@ -276,7 +283,7 @@ def _bytes_decide(entry: FileEntry, art: Artifact, ctx: Context) -> None:
 
 def _final_weights_name(run: RunDir) -> str | None:
     """The file the weights section reads as ``run``'s final weights: safetensors first, else legacy."""
-    from twinrun.compare.weights_reader import LEGACY_WEIGHTS
+    from twinrun.compare.read.weights_reader import LEGACY_WEIGHTS
 
     return next((n for n in (runs.WEIGHTS, LEGACY_WEIGHTS) if run.has(n)), None)
 
@@ -287,7 +294,7 @@ def compare_final_weights(a: RunDir, b: RunDir, ctx: Context) -> WeightsSection:
     Not comparing them is no error: an app may leave only checkpoints, or no tensors at all; the
     verdict then rests on the files the runs left (the ``files`` section).
     """
-    from twinrun.compare.weights_reader import LEGACY_WEIGHTS
+    from twinrun.compare.read.weights_reader import LEGACY_WEIGHTS
 
     name_a, name_b = _final_weights_name(a), _final_weights_name(b)
     if name_a is None or name_b is None:
@@ -297,8 +304,8 @@ def compare_final_weights(a: RunDir, b: RunDir, ctx: Context) -> WeightsSection:
             sec.summary += "; the verdict rests on the files the runs left"
         return sec
     # numpy (and torch, for legacy files) load only now: the checks before answer fast.
-    from twinrun.compare.tensor_files import open_weights
-    from twinrun.compare.weights import compare_weights
+    from twinrun.compare.judge.tensor_files import open_weights
+    from twinrun.compare.judge.weights import compare_weights
 
     with (
         open_weights(a, trust_pickle=ctx.trust_pickle) as wa,

@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from twinrun.compare.sections import as_decimal
+from twinrun.compare.judge.sections import as_decimal
 
 DEFAULT_RTOL = 0.02  # 2 % of the golden value: far above thread/CPU rounding, far below a real change
 MULTIPLE = 2.0  # calibrated band = MULTIPLE x the observed range across runs

@@ -2,7 +2,7 @@
 
 Both sides are golden dicts (the current run's is built by :func:`twinrun.golden.record.golden_from_run`),
 so the judgement is a comparison of two small trees. The environment class is decided by the keys that
-decide "is bit-identity expected" for twin runs (:data:`twinrun.compare.sections.DECISIVE_ENV`).
+decide "is bit-identity expected" for twin runs (:data:`twinrun.compare.judge.sections.DECISIVE_ENV`).
 """
 
 from __future__ import annotations
@@ -10,15 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from twinrun.compare.divergence import (
+from twinrun.compare.judge.divergence import (
     COMPUTATION,
     CONFIGURATION,
     DATA_ORDER,
     LENGTH,
     RNG_STREAM,
 )
-from twinrun.compare.report_model import Divergence
-from twinrun.compare.sections import ABSENT, DECISIVE_ENV, NON_DECISIVE_ENV, differing_keys
+from twinrun.compare.judge.sections import ABSENT, DECISIVE_ENV, NON_DECISIVE_ENV, differing_keys
+from twinrun.compare.report.model import Divergence
 from twinrun.config import flatten
 from twinrun.golden.bands import metric_tolerance, number, step_tolerance, within
 from twinrun.golden.record import epochs

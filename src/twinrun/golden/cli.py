@@ -92,7 +92,7 @@ def run_record(args: argparse.Namespace) -> int:
 
 def recorded_overrides(run_dir: Path) -> list[str]:
     """A Hydra run's own overrides (``.hydra/overrides.yaml``) minus its run directory and other paths."""
-    from twinrun.compare.run_reader import open_run, read_overrides
+    from twinrun.compare.read.run_reader import open_run, read_overrides
     from twinrun.config import is_volatile
 
     items = read_overrides(open_run(run_dir)) or []

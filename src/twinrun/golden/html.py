@@ -6,7 +6,7 @@ import html
 import math
 from pathlib import Path
 
-from twinrun.compare.plots import _pyplot, _svg
+from twinrun.compare.report.plots import _pyplot, _svg
 from twinrun.golden.check import GoldenReport
 from twinrun.golden.report import findings, render_text
 from twinrun.record.runs import write_text

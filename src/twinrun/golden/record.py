@@ -15,10 +15,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from twinrun.compare import artifacts as kinds
-from twinrun.compare.artifacts import DEFAULT_IGNORE, walk
-from twinrun.compare.kinds import comparable_yaml
-from twinrun.compare.run_reader import (
+from twinrun.compare.judge.kinds import comparable_yaml
+from twinrun.compare.judge.sections import METRICS_VOLATILE
+from twinrun.compare.read import artifacts as kinds
+from twinrun.compare.read.artifacts import DEFAULT_IGNORE, walk
+from twinrun.compare.read.run_reader import (
     HYDRA_DIR,
     PathMask,
     RunDir,
@@ -29,7 +30,6 @@ from twinrun.compare.run_reader import (
     read_jsonl,
     read_log,
 )
-from twinrun.compare.sections import METRICS_VOLATILE
 from twinrun.config import flatten, is_volatile
 from twinrun.golden.bands import default_bands
 from twinrun.golden.layout import FORMAT
@@ -118,8 +118,8 @@ def thin_metrics(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def weight_digests(run: RunDir) -> dict[str, Any] | None:
     """Per tensor of the final weights: dtype, shape and sha256 of its bytes (read in 1 MiB chunks)."""
-    from twinrun.compare.tensor_files import open_weights
-    from twinrun.compare.weights_reader import LEGACY_WEIGHTS
+    from twinrun.compare.judge.tensor_files import open_weights
+    from twinrun.compare.read.weights_reader import LEGACY_WEIGHTS
 
     name = next((n for n in (runs.WEIGHTS, LEGACY_WEIGHTS) if run.has(n)), None)
     if name is None:
@@ -144,7 +144,7 @@ def _file_digest(run: RunDir, rel: str, kind: str, mask: PathMask) -> str:
         text = "\n".join(read_log(run, rel, mask))
         return hashlib.sha256(text.encode()).hexdigest()
     if kind == kinds.IMAGE:  # by decoded pixels, as compare judges pictures: PNG settings do not count
-        from twinrun.compare.images import decode
+        from twinrun.compare.judge.images import decode
 
         pixels = decode(run.file(rel), run.show(rel))
         return hashlib.sha256(f"{pixels.dtype}{pixels.shape}".encode() + pixels.tobytes()).hexdigest()

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from twinrun.compare.report_model import Report
+    from twinrun.compare.report.model import Report
 
 COMPOSE_RUN = "compose"
 CLI_KIND = "cli"  # the command-line run's directory is <workdir>/cli-1, its output cli-1.out
@@ -59,7 +59,7 @@ class ParityResult:
         return "identical" if self.identical else "different"
 
     def text(self) -> str:
-        from twinrun.compare.report import render_text
+        from twinrun.compare.report.render import render_text
 
         files = "\n".join(f"  {name}" for name in self.differing_files) or "  (none)"
         return f"differing files:\n{files}\n\n{render_text(self.report)}"
@@ -84,7 +84,7 @@ def file_list(report: Report) -> list[Any] | None:
 
 def report_files(report: Report) -> list[str]:
     """The files a report says differ, named by their path in the run directory."""
-    from twinrun.compare.report_model import DIFFERENT
+    from twinrun.compare.report.model import DIFFERENT
     from twinrun.record import runs
 
     entries = file_list(report)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from twinrun.compare.report_model import Report
+    from twinrun.compare.report.model import Report
 
 
 @dataclass
@@ -27,7 +27,7 @@ class TwinResult:
     @property
     def report(self) -> Report:
         """The first report that differs, else the first one."""
-        from twinrun.compare.report_model import shown_report
+        from twinrun.compare.report.model import shown_report
 
         shown = shown_report(self.reports)
         assert shown is not None, "twin runs are at least two runs"
@@ -44,7 +44,7 @@ class TwinResult:
 
     def text(self) -> str:
         """The text rendering of :attr:`report`."""
-        from twinrun.compare.report import render_text
+        from twinrun.compare.report.render import render_text
 
         return render_text(self.report)
 

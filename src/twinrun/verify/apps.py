@@ -35,7 +35,7 @@ from twinrun.verify.workdir import new_workdir, prepare_workdir
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from twinrun.compare.report_model import Report
+    from twinrun.compare.report.model import Report
 
 # Re-exported from resolve: verify.apps is where callers have always found them.
 __all__ = [
@@ -91,7 +91,7 @@ class VerifyResult:
     @property
     def report(self) -> Report:
         """The first pair that differs, else the first pair: the one shown in full."""
-        from twinrun.compare.report_model import shown_report
+        from twinrun.compare.report.model import shown_report
 
         shown = shown_report(self.pairs.values())
         assert shown is not None, "a verify result always has a pair"
@@ -313,7 +313,7 @@ def verify_app(
     seconds) and compare every pair with ``options``.
 
     Raises :class:`VerifyError` (unknown app, bad overrides, a failed or timed-out run) or
-    :class:`twinrun.compare.run_reader.UnusableRunError` (a run left nothing comparable).
+    :class:`twinrun.compare.read.run_reader.UnusableRunError` (a run left nothing comparable).
     """
     command, directory, records = launch_runs(
         app, overrides, runs, workdir, progress=progress, cwd=cwd, timeout=timeout

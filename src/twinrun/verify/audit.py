@@ -3,7 +3,7 @@
 An audit picks *segments* of a finished run (a checkpoint at step c and the k steps after it; the
 first segment starts from the beginning, at c = 0), replays each in a fresh process of the run's own app
 (:mod:`twinrun.verify.audit_run`) and compares the replayed trace rows of steps c+1..c+k with the rows
-the run recorded, by the twin rules (:func:`twinrun.compare.divergence.find_divergence`). The first and
+the run recorded, by the twin rules (:func:`twinrun.compare.judge.divergence.find_divergence`). The first and
 the last segment are always replayed; the others are drawn with ``--seed``.
 """
 
@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from twinrun.compare.divergence import find_divergence
-from twinrun.compare.report_model import Divergence
+from twinrun.compare.judge.divergence import find_divergence
+from twinrun.compare.report.model import Divergence
 from twinrun.record.runs import CHECKPOINTS
 
 TRAINER, RECORDER, LIGHTNING = "trainer", "recorder", "lightning"

@@ -193,7 +193,7 @@ def render(result: AuditResult, fmt: str = "text") -> str:
     """The audit report as text, JSON or markdown."""
     if fmt == "json":
         return json.dumps(to_dict(result), indent=2) + "\n"
-    from twinrun.compare.report import render_table
+    from twinrun.compare.report.render import render_table
 
     headers, rows = ["segment", "from", "verdict"], _rows(result)
     explain = _explain_lines(result)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from twinrun.compare.run_reader import RunDir, open_run, read_json, read_jsonl, read_overrides, read_yaml
+from twinrun.compare.read.run_reader import RunDir, open_run, read_json, read_jsonl, read_overrides, read_yaml
 from twinrun.record.replay import RESUME_ENV, STOP_ENV
 from twinrun.record.runs import ENV, TRACE
 from twinrun.verify import processes

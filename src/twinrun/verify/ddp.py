@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from twinrun.compare.report_model import DIFFERENT, IDENTICAL, Report
+from twinrun.compare.report.model import DIFFERENT, IDENTICAL, Report
 from twinrun.record.runs import rank_dir
 from twinrun.verify.apps import (
     NO_OPTIONS,
@@ -74,9 +74,9 @@ def torchrun_command(command: AppCommand, nproc: int) -> AppCommand:
 
 def compare_weights_only(a: Path, b: Path, trust_pickle: bool = False) -> Report:
     """A report with one section: the final weights of ``a`` and ``b``, bit for bit."""
-    from twinrun.compare.run_reader import open_run
-    from twinrun.compare.tensor_files import open_weights
-    from twinrun.compare.weights import compare_weights
+    from twinrun.compare.judge.tensor_files import open_weights
+    from twinrun.compare.judge.weights import compare_weights
+    from twinrun.compare.read.run_reader import open_run
 
     with (
         open_weights(open_run(a), trust_pickle=trust_pickle) as wa,
@@ -184,7 +184,7 @@ def to_dict(result: DDPResult) -> dict[str, Any]:
 
 def render(result: DDPResult, fmt: str = "text") -> str:
     """A table of every check, the details of the first rank check that differs, then verify's report."""
-    from twinrun.compare.report import detail_lines, markdown_details, render_table
+    from twinrun.compare.report.render import detail_lines, markdown_details, render_table
     from twinrun.verify.render import render as render_runs
 
     runs_report = render_runs(result.verify, fmt)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from twinrun.compare.ops import OpDivergence, first_differing_op, read_ops
+from twinrun.compare.judge.ops import OpDivergence, first_differing_op, read_ops
 from twinrun.record.ops import ops_path
 from twinrun.record.runs import CHECKPOINTS, TRACE, write_bytes
 

@@ -1,6 +1,6 @@
 """``twinrun verify ... --html REPORT.html``: the HTML report of a verification (twins, sweeps, DDP).
 
-The page is compare's (:mod:`twinrun.compare.html`) for the pair shown in full (the first that differs,
+The page is compare's (:mod:`twinrun.compare.report.html`) for the pair shown in full (the first that differs,
 else the first), with verify's own table on top: every pair, every sweep point, or every rank check.
 """
 
@@ -9,13 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from twinrun.compare.html import render_html, write_html
-from twinrun.compare.report_model import Report
+from twinrun.compare.report.html import render_html, write_html
+from twinrun.compare.report.model import Report
 
 
 def _shown_pair(pairs: dict[tuple[int, int], Report], dirs: list[Path | None]) -> tuple[Report, Path, Path]:
     """The report shown in full among ``pairs`` (1-based run numbers) and its two run directories."""
-    from twinrun.compare.report_model import shown_report
+    from twinrun.compare.report.model import shown_report
 
     report = shown_report(pairs.values())
     assert report is not None, "a verification always has a pair"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from twinrun.compare.report_model import DIFFERENT, IDENTICAL, Report
+from twinrun.compare.report.model import DIFFERENT, IDENTICAL, Report
 from twinrun.verify.apps import VerifyResult, pairs_list, run_dict
 
 
@@ -21,7 +21,7 @@ def render(result: VerifyResult, fmt: str = "text") -> str:
 
     JSON is always compare's report of that pair with a ``verify`` section (runs, commands, every pair).
     """
-    from twinrun.compare.report import render_markdown, render_table, render_text
+    from twinrun.compare.report.render import render_markdown, render_table, render_text
 
     report = result.report
     if fmt == "json":

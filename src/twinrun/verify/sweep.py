@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from twinrun.compare.report_model import DIFFERENT, IDENTICAL, Report, shown_report
+from twinrun.compare.report.model import DIFFERENT, IDENTICAL, Report, shown_report
 from twinrun.verify.apps import (
     NO_OPTIONS,
     AppCommand,
@@ -190,7 +190,7 @@ def verify_sweep(
     compare every point across the runs with ``options``.
 
     Raises :class:`VerifyError` (unknown app, bad overrides, a failed sweep, a sweep without points)
-    or :class:`twinrun.compare.run_reader.UnusableRunError` (a point left nothing comparable).
+    or :class:`twinrun.compare.read.run_reader.UnusableRunError` (a point left nothing comparable).
     """
     command, directory, records = launch_runs(
         app, overrides, runs, workdir, progress=progress, cwd=cwd, kind="sweep", timeout=timeout

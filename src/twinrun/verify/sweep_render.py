@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from twinrun.compare.report_model import DIFFERENT, IDENTICAL
+from twinrun.compare.report.model import DIFFERENT, IDENTICAL
 from twinrun.verify.apps import pairs_list, run_dict
 from twinrun.verify.sweep import SWEEP_FORMAT, PointResult, SweepResult
 
@@ -67,7 +67,7 @@ def _point_dict(point: PointResult) -> dict[str, Any]:
 
 def render(result: SweepResult, fmt: str = "text") -> str:
     """The summary table across the matrix, then the full report of the first point that differs."""
-    from twinrun.compare.report import render_markdown, render_table, render_text
+    from twinrun.compare.report.render import render_markdown, render_table, render_text
 
     if fmt == "json":
         return json.dumps(to_dict(result), indent=2) + "\n"

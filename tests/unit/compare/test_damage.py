@@ -21,10 +21,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import damages
-from twinrun.compare.artifacts import DEFAULT_IGNORE, matching_pattern
-from twinrun.compare.run_reader import UnusableRunError, comparable_overrides, normalize_log_line
+from twinrun.compare.judge.sections import _comparable_row
+from twinrun.compare.read.artifacts import DEFAULT_IGNORE, matching_pattern
+from twinrun.compare.read.run_reader import UnusableRunError, comparable_overrides, normalize_log_line
 from twinrun.compare.runs import compare_runs
-from twinrun.compare.sections import _comparable_row
 from twinrun.config import canonicalize
 
 DAMAGES = ("flip", "truncate", "delete", "duplicate_line", "directory", "dangling_symlink", "symlink_other")

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import fake_runs as fr
-from twinrun.compare.run_reader import UnusableRunError
+from twinrun.compare.read.run_reader import UnusableRunError
 from twinrun.compare.runs import compare_runs
 
 BUDGET = 64 << 20  # bytes of Python memory beyond 10x the run's size

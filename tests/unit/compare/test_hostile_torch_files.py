@@ -243,7 +243,7 @@ def test_bytes_outside_every_zip_member_are_compared(tmp_path: Path, where: str)
 
     import torch
 
-    from twinrun.compare.run_reader import UnusableRunError
+    from twinrun.compare.read.run_reader import UnusableRunError
     from twinrun.compare.runs import compare_runs
 
     buffer = io.BytesIO()

@@ -14,13 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import fake_runs as fr
-from twinrun.compare import weights as weights_compare
-from twinrun.compare.kinds import Context
-from twinrun.compare.report_model import DIFFERENT, IDENTICAL, NOT_COMPARED, ONLY_IN_A, Report, WeightsSection
-from twinrun.compare.run_reader import UnusableRunError, open_run, path_mask
+from twinrun.compare.judge import weights as weights_compare
+from twinrun.compare.judge.kinds import Context
+from twinrun.compare.judge.weights import max_ulp_distance, ulp_keys
+from twinrun.compare.read.run_reader import UnusableRunError, open_run, path_mask
+from twinrun.compare.read.weights_reader import TensorDictWeights
+from twinrun.compare.report.model import DIFFERENT, IDENTICAL, NOT_COMPARED, ONLY_IN_A, Report, WeightsSection
 from twinrun.compare.runs import compare_final_weights, compare_runs
-from twinrun.compare.weights import max_ulp_distance, ulp_keys
-from twinrun.compare.weights_reader import TensorDictWeights
 from twinrun.record import runs
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from twinrun.compare.report_model import Divergence
+from twinrun.compare.report.model import Divergence
 from twinrun.golden.check import BANDS, EXACT, Breach, GoldenReport
 from twinrun.golden.report import findings, render_json, render_markdown, render_text
 

@@ -18,7 +18,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-from twinrun.compare.report_model import DIFFERENT, IDENTICAL
+from twinrun.compare.report.model import DIFFERENT, IDENTICAL
 from twinrun.compare.runs import compare_runs
 from twinrun.config import ConfigError
 from twinrun.testing.compose import compose_config

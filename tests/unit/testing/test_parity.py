@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from twinrun.compare.report_model import (
+from twinrun.compare.report.model import (
     DIFFERENT,
     IDENTICAL,
     ONLY_IN_B,

@@ -194,7 +194,7 @@ def test_compose_restores_hydra_singletons(twinrun_compose, tmp_path: Path) -> N
 
 
 def test_twin_result_reports_the_first_difference(tmp_path: Path) -> None:
-    from twinrun.compare.report_model import DIFFERENT, IDENTICAL, Report, WeightsSection
+    from twinrun.compare.report.model import DIFFERENT, IDENTICAL, Report, WeightsSection
     from twinrun.testing.pytest_plugin import TwinResult
 
     def report(status: str) -> Report:

@@ -10,7 +10,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from twinrun.compare.run_reader import UnusableRunError
+from twinrun.compare.read.run_reader import UnusableRunError
 from twinrun.testing.twins import run_twins
 
 

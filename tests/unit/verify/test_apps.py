@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from twinrun import cli
-from twinrun.compare.report_model import DIFFERENT, IDENTICAL, ConfigSection, Report, WeightsSection
+from twinrun.compare.report.model import DIFFERENT, IDENTICAL, ConfigSection, Report, WeightsSection
 from twinrun.verify import cli as cli_verify
 from twinrun.verify.apps import (
     AppCommand,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 
-from twinrun.compare.report_model import Report
+from twinrun.compare.report.model import Report
 from twinrun.record import runs
 from twinrun.verify import ddp
 from twinrun.verify.apps import AppCommand, RunRecord, VerifyResult

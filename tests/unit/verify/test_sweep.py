@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from twinrun import cli
-from twinrun.compare.report_model import DIFFERENT, IDENTICAL, Divergence, Report, WeightsSection
+from twinrun.compare.report.model import DIFFERENT, IDENTICAL, Divergence, Report, WeightsSection
 from twinrun.verify.apps import CompareOptions, VerifyError
 from twinrun.verify.sweep import (
     PointResult,

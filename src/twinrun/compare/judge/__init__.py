@@ -1,0 +1,1 @@
+"""Judges: one per kind of file, each an outcome that accounts for every differing byte."""

@@ -1,0 +1,1 @@
+"""Readers: a run directory's files into values, never running code."""

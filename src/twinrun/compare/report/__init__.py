@@ -1,0 +1,1 @@
+"""The report: its model, and the text, JSON, markdown and HTML renderers."""
