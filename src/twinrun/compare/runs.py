@@ -258,8 +258,11 @@ def _entry(art: Artifact, ctx: Context, contract: dict[str, Section]) -> tuple[F
     if section is not None:
         # Compared by its section (a legacy and a safetensors run compare their weights across names).
         entry = FileEntry(art.key, art.kind, section.status, section.summary, section.affects_verdict)
-        if art.kind in (kinds.METRICS, kinds.TRACE) and section.status == IDENTICAL:
+        if art.kind in (kinds.METRICS, kinds.TRACE, kinds.WEIGHTS) and section.status == IDENTICAL:
             _bytes_decide(entry, art, ctx)
+            if entry.verdict == DIFFERENT and isinstance(section, WeightsSection):  # the weights say it too
+                section.status = DIFFERENT
+                section.notes.append(f"{art.key}: {entry.detail}")
         return entry, None
     outcome = compare_artifact(art, ctx)
     entry = FileEntry(art.key, art.kind, outcome.verdict, outcome.detail, outcome.decisive)
@@ -272,7 +275,13 @@ def _bytes_decide(entry: FileEntry, art: Artifact, ctx: Context) -> None:
     raw = compare_file_bytes(art.a[0], art.b[0], ctx.a.show(art.key), ctx.b.show(art.key))
     if raw.identical:
         return
-    found = account(art, ctx)
+    if art.kind == kinds.WEIGHTS:  # safetensors (or a legacy torch file): the tensor files' accounting
+        from twinrun.compare.judge.tensor_bytes import account_tensor_bytes
+
+        same = lambda x, y: ctx.mask(x) == ctx.mask(y)  # noqa: E731
+        found = account_tensor_bytes(art.a[0], art.b[0], same, frozenset(), frozenset())
+    else:
+        found = account(art, ctx)
     if isinstance(found, str):
         entry.verdict, entry.decisive = DIFFERENT, True
         entry.detail = f"{raw.detail}: {found} (its reader sees no difference: the bytes decide)"

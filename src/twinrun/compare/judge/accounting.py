@@ -27,6 +27,8 @@ PATH = "path"
 PID = "pid"
 HOST = "host name"
 ZIP_TIME = "zip timestamp"
+ARCHIVE_NAME = "archive name"
+METADATA_ORDER = "metadata order"
 RESOLVER_CACHE = "resolver cache"
 FIELDS = {
     WALL_CLOCK: "wall-clock fields",
@@ -34,6 +36,8 @@ FIELDS = {
     PID: "pids",
     HOST: "host names",
     ZIP_TIME: "zip timestamps",
+    ARCHIVE_NAME: "archive names",
+    METADATA_ORDER: "metadata orders",
     RESOLVER_CACHE: "resolver caches",
 }
 

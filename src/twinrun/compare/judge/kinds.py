@@ -58,6 +58,7 @@ class Outcome:
     only_lines: tuple[list[str], list[str]] = field(default_factory=lambda: ([], []))
     # The named volatile fields the reader excused (see accounting.FIELDS): field -> occurrences.
     masked: Counter[str] = field(default_factory=Counter)
+    unaccounted: str = ""  # a self-accounting reader's reason that no volatile field explains the bytes
     by_bytes: bool = False  # identical bytes: decided without a reader
 
 
@@ -91,20 +92,22 @@ def compare_artifact(art: Artifact, ctx: Context) -> Outcome:
     outcome = _judge(art, ctx)
     if outcome.verdict != IDENTICAL:
         return outcome
-    found = outcome.masked if art.kind in SELF_ACCOUNTING else account(art, ctx)
+    found = (outcome.unaccounted or outcome.masked) if art.kind in SELF_ACCOUNTING else account(art, ctx)
     if isinstance(found, str) or not found:
         reason = found if isinstance(found, str) else "no volatile field explains the difference"
         outcome.verdict, outcome.masked = DIFFERENT, Counter()
         outcome.detail = f"{raw.detail}: {reason} (its reader sees no difference: the bytes decide)"
         if outcome.log is not None:
             outcome.log = raw_log_diff(ctx.a.file(art.key), ctx.b.file(art.key), outcome.log)
+        if outcome.weights is not None:  # the tensors section says it too
+            outcome.weights.status = DIFFERENT
+            outcome.weights.notes.append(f"{art.key}: {outcome.detail}")
         return outcome
     outcome.masked = found
     outcome.detail += f"; masked: {describe(found)}"
     return outcome
 
 
-UNACCOUNTED = "value-compared field"  # a tensor reader that does not account for bytes yet (see _tensors)
 # Kinds whose judge reads every byte it excuses itself (tensor files, TensorBoard events, pictures).
 SELF_ACCOUNTING = (kinds.TENSORS, kinds.SCALARS, kinds.IMAGE)
 
@@ -188,19 +191,16 @@ def _tensors(pa: Path, pb: Path, rel: str, ctx: Context) -> Outcome:
     from twinrun.compare.judge.tensors import compare_tensor_pair
 
     try:
-        sec = compare_tensor_pair(pa, pb, rel, ctx)
+        sec = compare_tensor_pair(pa, pb, rel, ctx, account_bytes=True)
     except NotATensorFileError:  # a .bin of another format, both runs alike: its bytes are what it is
         if not _both_foreign(pa, pb, rel, ctx):
             raise
         outcome = compare_bytes(pa, pb, ctx.a.show(rel), ctx.b.show(rel))
         outcome.detail += " (not a tensor file: compared as bytes)"
         return outcome
-    # Extension point: a tensor reader names what it excused (zip timestamps, paths, resolver caches)
-    # as ``sec.masked`` (field -> count). A reader that sets none yet is trusted as before (its own
-    # reading of every value decides); one that sets it is held to the byte rule.
-    found = getattr(sec, "masked", None)
+    # The reader accounted for the differing bytes itself (judge/tensor_bytes.py): named fields, or why not.
     outcome = Outcome(sec.status, sec.summary, max(sec.tensors_a, sec.tensors_b), weights=sec)
-    outcome.masked = Counter(found) if found is not None else Counter({UNACCOUNTED: 1})
+    outcome.masked, outcome.unaccounted = Counter(sec.masked), sec.unaccounted
     return outcome
 
 

@@ -19,7 +19,7 @@ from twinrun.compare.read.run_reader import RunDir, UnusableRunError
 from twinrun.compare.read.torch_file import NotATensorFileError, open_torch_file, unreadable
 from twinrun.compare.read.torch_pickle import Placeholder, RefusedPickleError, placeholder_type
 from twinrun.compare.read.weights_reader import LEGACY_WEIGHTS, SafetensorsWeights, TreeWeights, WeightsSource
-from twinrun.compare.report.model import WeightsSection, plural
+from twinrun.compare.report.model import IDENTICAL, WeightsSection, plural
 from twinrun.record import runs
 
 __all__ = ["TENSOR_SUFFIXES", "NotATensorFileError", "compare_tensor_files", "open_tensor_file"]
@@ -36,10 +36,13 @@ def compare_tensor_files(
     rtol: float | None = None,
     trust_pickle: bool = False,
     normalize: Callable[[str, str], str] | None = None,
+    account_bytes: bool = False,
 ) -> WeightsSection:
     """Compare file ``a`` of run A with file ``b`` of run B (``label``: their relative path).
 
     ``normalize(text, side)`` (side ``"a"`` or ``"b"``) is applied to every string and string key first.
+    ``account_bytes`` (files whose bytes differ): when every value reads the same, the byte rule's
+    accounting (:mod:`twinrun.compare.judge.tensor_bytes`) fills ``masked`` or ``unaccounted``.
     Raises UnusableRunError (one line naming the file) for a file that cannot be read or is refused;
     NotATensorFileError, a subclass, when the file is not of a tensor format at all.
     """
@@ -64,7 +67,29 @@ def compare_tensor_files(
             shown = ", ".join(f"{label}: {m}" for m in masked[:3]) + (" ..." if len(masked) > 3 else "")
             what = plural(len(masked), RESOLVER_CACHE)
             sec.notes.append(f"masked: {what} (OmegaConf's, not the config): {shown}")
+        if account_bytes and sec.status == IDENTICAL:
+            _account(a, b, sec, normalize, sources[0].volatile_strings, sources[1].volatile_strings)
         return sec
+
+
+def _account(
+    a: Path,
+    b: Path,
+    sec: WeightsSection,
+    normalize: Callable[[str, str], str] | None,
+    cache_a: frozenset[str],
+    cache_b: frozenset[str],
+) -> None:
+    from twinrun.compare.judge.tensor_bytes import account_tensor_bytes
+
+    def same(x: str, y: str) -> bool:
+        return x == y if normalize is None else normalize(x, "a") == normalize(y, "b")
+
+    found = account_tensor_bytes(a, b, same, cache_a, cache_b)
+    if isinstance(found, str):
+        sec.unaccounted = found
+    else:
+        sec.masked = dict(found)
 
 
 def _side(normalize: Callable[[str, str], str], side: str) -> Callable[[str], str]:

@@ -26,8 +26,11 @@ if TYPE_CHECKING:
     from twinrun.compare.judge.context import Context
 
 
-def compare_tensor_pair(pa: Path, pb: Path, rel: str, ctx: Context) -> WeightsSection:
-    """The comparison of one tensor file both runs have; tensor names start with ``rel: ``.
+def compare_tensor_pair(
+    pa: Path, pb: Path, rel: str, ctx: Context, account_bytes: bool = False
+) -> WeightsSection:
+    """The comparison of one tensor file both runs have; tensor names start with ``rel: ``
+    (``account_bytes``: see :func:`~twinrun.compare.judge.tensor_files.compare_tensor_files`).
 
     Raises :class:`~twinrun.compare.judge.tensor_files.NotATensorFileError` for a file of another format.
     """
@@ -41,6 +44,7 @@ def compare_tensor_pair(pa: Path, pb: Path, rel: str, ctx: Context) -> WeightsSe
         rtol=ctx.rtol,
         trust_pickle=ctx.trust_pickle,
         normalize=lambda text, side: ctx.mask(text),
+        account_bytes=account_bytes,
     )
 
 

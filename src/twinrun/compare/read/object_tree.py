@@ -124,6 +124,8 @@ class Tree:
     tensors: dict[str, TensorRef | MemTensor] = field(default_factory=dict)
     leaves: dict[str, Any] = field(default_factory=dict)
     masked: list[str] = field(default_factory=list)  # volatile fields excused, by path
+    # The strings the resolver caches hold: the byte rule's accounting of the pickle may excuse only these.
+    volatile_strings: set[str] = field(default_factory=set)
     name_chars: int = 0
 
     def put(self, path: str, value: Any, tensor: bool = False) -> None:
@@ -260,6 +262,7 @@ def _container_children(
             state = {k: v for k, v in state.items() if k != "resolver_cache"}
             if not (isinstance(cache, Placeholder) and not cache.entries and not cache.items):
                 tree.masked.append(join(path, "resolver_cache"))
+                _strings_in(cache, tree.volatile_strings)
         if isinstance(state, dict) and state:
             _entries(path, state, norm, out)
         elif state is not None:
@@ -268,6 +271,29 @@ def _container_children(
             out.append((join(path, "__items__"), value.items, None, 0))
         if value.entries:
             out.append((join(path, "__entries__"), value.entries, None, 0))
+
+
+MAX_CACHE_STRINGS = 100_000  # strings of one resolver cache kept for the byte rule (a cache is small)
+
+
+def _strings_in(value: Any, out: set[str]) -> None:
+    """Every string (keys too) inside ``value``; iterative, bounded, each object visited once."""
+    stack, seen = [value], set()
+    while stack and len(out) < MAX_CACHE_STRINGS:
+        item = stack.pop()
+        if isinstance(item, str):
+            out.add(item)
+        elif id(item) in seen:
+            continue
+        elif isinstance(item, dict):
+            seen.add(id(item))
+            stack += [*item.keys(), *item.values()]
+        elif isinstance(item, list | tuple | set | frozenset):
+            seen.add(id(item))
+            stack += list(item)
+        elif isinstance(item, Placeholder):
+            seen.add(id(item))
+            stack += [item.args, item.kwargs, item.state, item.items, item.entries]
 
 
 def _entries(path: str, mapping: dict[Any, Any], norm: Callable[[str], str], out: list[Child]) -> None:

@@ -77,6 +77,7 @@ class WeightsSource:
         self.metas: dict[str, TensorMeta] = {}
         self.leaves: dict[str, Any] = {}  # the file's other values (epoch, hyper_parameters ...), by path
         self.masked: list[str] = []  # volatile fields left out of the comparison (a resolver cache), by path
+        self.volatile_strings: frozenset[str] = frozenset()  # the strings of those fields (the byte rule)
         self.records: dict[str, Any] = {}  # a torch zip's records besides data.pkl and storages, by name
 
     def read(self, name: str, offset: int, buffer: np.ndarray) -> np.ndarray:
@@ -159,6 +160,7 @@ class TreeWeights(WeightsSource):
         super().__init__(shown)
         self.leaves = tree.leaves
         self.masked = tree.masked
+        self.volatile_strings = frozenset(tree.volatile_strings)
         self._close = close
         self._tensors = tree.tensors
         self._regions = regions

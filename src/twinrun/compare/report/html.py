@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from twinrun.compare.report import curves as series
 from twinrun.compare.report.model import DIFFERENT, IDENTICAL, Report
 from twinrun.compare.report.page_files import PageFiles
-from twinrun.compare.report import curves as series
 from twinrun.compare.report.render import divergence_lines, render_text, summary_rows
 
 MAX_PICTURES = 12  # pairs shown side by side

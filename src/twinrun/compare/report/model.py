@@ -89,6 +89,10 @@ class WeightsSection(Section):
     leaf_mismatches: list[Mismatch] = field(default_factory=list)
     leaves_only_in_a: list[str] = field(default_factory=list)
     leaves_only_in_b: list[str] = field(default_factory=list)
+    # The byte rule, when the files' bytes differ and every value reads the same: the volatile fields
+    # that explain each differing byte (name -> count), or why none can (then the file is different).
+    masked: dict[str, int] = field(default_factory=dict)
+    unaccounted: str = ""
 
     @property
     def architecture_differs(self) -> bool:

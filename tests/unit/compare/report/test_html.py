@@ -14,11 +14,11 @@ import pytest
 from tests.helpers import fake_runs as fr
 from tests.sensitivity.broken_trainers import perturb_one_ulp
 from tests.variants import APPS_BY_NAME
+from twinrun.compare.report import curves
+from twinrun.compare.report import html as html_page
 from twinrun.compare.report.html import render_html, write_html
 from twinrun.compare.report.model import DIFFERENT, Divergence, FileEntry, FilesSection, Report
 from twinrun.compare.report.page_files import PageFiles
-from twinrun.compare.report import curves
-from twinrun.compare.report import html as html_page
 from twinrun.compare.runs import compare_runs
 
 pytest.importorskip("matplotlib")

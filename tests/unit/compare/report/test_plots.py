@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from tests.helpers import fake_runs as fr
+from twinrun.compare.report import plots
 from twinrun.compare.report.curves import Curve, Drift
 from twinrun.compare.report.html import render_html
-from twinrun.compare.report import plots
 from twinrun.compare.runs import compare_runs
 
 pytest.importorskip("matplotlib")
