@@ -257,6 +257,11 @@ def test_bytes_outside_every_zip_member_are_compared(tmp_path: Path, where: str)
     run_a, run_b = _runs(tmp_path, "model.pt", a, b)
     if where == "as a zip comment":
         assert compare_runs(run_a, run_b).exit_code == 1
+        # the reader sees it itself, before the byte accounting (judge/tensor_bytes.py) looks again
+        from twinrun.compare.judge.tensor_files import compare_tensor_files
+
+        read = compare_tensor_files(run_a / "model.pt", run_b / "model.pt", label="model.pt")
+        assert read.status == "different" and "zip comment" in read.summary
     else:  # torch.load refuses it too: not a torch file beside one that is, unusable
         with pytest.raises(UnusableRunError, match=r"not a torch\.save file"):
             compare_runs(run_a, run_b)
