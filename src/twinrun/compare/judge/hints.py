@@ -213,12 +213,16 @@ def find_hints(
         # A config difference explains the rest; without configs, only what the files themselves show.
         return interpolated + (non_tensor_hints(report) if config_section.status != DIFFERENT else [])
     hints = interpolated + early_log_hints(outcomes, runs[0] if runs else None) + non_tensor_hints(report)
-    hints += [h for h in seed_hints(config) if not interpolated] + log_hints(outcomes)
+    hints += log_hints(outcomes)
+    # What the seed's value suggests is a guess about the app's code, not evidence from the runs: the
+    # general advice below still follows it when nothing the runs left names a cause.
+    guesses = [h for h in seed_hints(config) if not interpolated]
     env = sections["environment"]
     if isinstance(env, EnvironmentSection) and env.decisive:
         shown = ", ".join(env.decisive[:3]) + (" ..." if len(env.decisive) > 3 else "")
         hints.append(f"the environments differ in {shown}: bit-identity is not expected across them")
     if not hints and sections["trace"].status != DIFFERENT:
+        hints += guesses
         # No named cause and no trace to find one: say what usually is wrong and how to find the step.
         hints.append(
             "the configs are identical but the runs are not: something random is not seeded; seed python, "
@@ -226,4 +230,6 @@ def find_hints(
             "loaders a seeded generator, and record a trace (twinrun.Recorder) to find the first step "
             "that differs"
         )
+    else:
+        hints += guesses
     return hints
