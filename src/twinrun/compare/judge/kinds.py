@@ -187,12 +187,11 @@ def compare_bytes(pa: Path, pb: Path, shown_a: str, shown_b: str) -> Outcome:
 
 
 def _tensors(pa: Path, pb: Path, rel: str, ctx: Context) -> Outcome:
-    from twinrun.compare.judge.tensor_files import NotATensorFileError
     from twinrun.compare.judge.tensors import compare_tensor_pair
 
     try:
         sec = compare_tensor_pair(pa, pb, rel, ctx, account_bytes=True)
-    except NotATensorFileError:  # a .bin of another format, both runs alike: its bytes are what it is
+    except UnusableRunError:  # a .bin of another format: its bytes are what it is
         if not _both_foreign(pa, pb, rel, ctx):
             raise
         outcome = compare_bytes(pa, pb, ctx.a.show(rel), ctx.b.show(rel))
@@ -205,18 +204,21 @@ def _tensors(pa: Path, pb: Path, rel: str, ctx: Context) -> Outcome:
 
 
 def _both_foreign(pa: Path, pb: Path, rel: str, ctx: Context) -> bool:
-    """True when neither file is of a tensor format (one that is and one that is not: unusable)."""
+    """True when neither file is a readable tensor file and one is of no tensor format at all (random
+    bytes in a ``.bin`` may start like a pickle): their bytes decide. A readable tensor file beside one
+    that is not, or two files that claim a tensor format and are refused (bombs, corruption): unusable."""
     from twinrun.compare.judge.tensor_files import NotATensorFileError, open_tensor_file
 
+    foreign = False
     for path, run in ((pa, ctx.a), (pb, ctx.b)):
         try:
             with open_tensor_file(path, run.show(rel), trust_pickle=False):
                 return False
         except NotATensorFileError:
-            continue
+            foreign = True
         except UnusableRunError:
-            return False
-    return True
+            continue
+    return foreign
 
 
 def comparable_yaml(run: RunDir, rel: str, mask: PathMask) -> Any:

@@ -247,3 +247,17 @@ def test_the_contract_weights_are_held_to_the_byte_rule_too(tmp_path: Path) -> N
     assert report.verdict == DIFFERENT and report.sections["weights"].status == DIFFERENT
     (entry,) = [e for e in report.sections["files"].files if e.path == "weights.safetensors"]
     assert "not written as safetensors writes it" in entry.detail and "the bytes decide" in entry.detail
+
+
+def test_a_bin_file_that_only_starts_like_a_pickle_is_compared_by_its_bytes(tmp_path: Path) -> None:
+    """Random bytes in ``.bin`` (1 in 256 start with a pickle's PROTO byte): different, never a crash."""
+    a, b = (
+        _run(tmp_path / "a", lambda run: {"w": torch.ones(1)}),
+        _run(tmp_path / "b", lambda run: {"w": torch.ones(1)}),
+    )
+    (a / "saved.bin").write_bytes(b"\x80\x07random")
+    (b / "saved.bin").write_bytes(b"plainbytes")
+    report = compare_runs(a, b)
+    assert report.verdict == DIFFERENT
+    (b / "saved.bin").write_bytes(b"\x80\x07random")  # control: the same bytes
+    assert compare_runs(a, b).verdict == IDENTICAL
